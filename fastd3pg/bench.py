@@ -1,0 +1,115 @@
+"""``python -m fastd3pg.bench``: speed tables for every part of the library.
+
+Each part contributes a section: a module with ``tables(quick: bool) -> list[Table]``. Timings
+are medians of repeated runs after compilation, on one core.
+
+    python -m fastd3pg.bench                 # every section
+    python -m fastd3pg.bench --only nn       # one section (nn, physics, control)
+    python -m fastd3pg.bench --quick         # fewer repetitions
+"""
+
+import argparse
+import importlib
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+
+SECTIONS = {
+    "nn": "fastd3pg.nn.bench",
+    "physics": "fastd3pg.physics.bench",
+    "control": "fastd3pg.control.bench",
+}
+
+
+@dataclass
+class Table:
+    title: str
+    header: list
+    rows: list = field(default_factory=list)
+    note: str = ""
+
+    def render(self) -> str:
+        cells = [[str(h) for h in self.header]] + [[_fmt(c) for c in row] for row in self.rows]
+        widths = [max(len(r[i]) for r in cells) for i in range(len(self.header))]
+        lines = [f"## {self.title}", ""]
+        for k, row in enumerate(cells):
+            lines.append("| " + " | ".join(c.rjust(w) for c, w in zip(row, widths)) + " |")
+            if k == 0:
+                lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+        if self.note:
+            lines += ["", self.note]
+        return "\n".join(lines)
+
+
+def _fmt(x) -> str:
+    if isinstance(x, float):
+        if x != x:
+            return "-"
+        if abs(x) >= 1000:
+            return f"{x:,.0f}"
+        if abs(x) >= 10:
+            return f"{x:.1f}"
+        return f"{x:.3g}"
+    return str(x)
+
+
+def median_time(fn, repeat=7, min_time=0.05):
+    """Median seconds per call of ``fn()``, after one warm-up call; each of ``repeat``
+    samples loops ``fn`` long enough to last ``min_time``."""
+    fn()
+    t0 = time.perf_counter()
+    fn()
+    once = max(time.perf_counter() - t0, 1e-9)
+    inner = max(1, int(min_time / once))
+    samples = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        for _ in range(inner):
+            fn()
+        samples.append((time.perf_counter() - t0) / inner)
+    samples.sort()
+    return samples[len(samples) // 2]
+
+
+def header() -> str:
+    import numba
+    import numpy
+
+    return (
+        f"# fastd3pg benchmark\n\nmachine: {platform.machine()}, {os.cpu_count()} cores "
+        f"({platform.processor() or platform.platform()}); python {platform.python_version()}, "
+        f"numpy {numpy.__version__}, numba {numba.__version__}; "
+        f"numba threads used: 1\n"
+    )
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m fastd3pg.bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--only", default="", help="comma-separated sections: " + ", ".join(SECTIONS))
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions")
+    args = parser.parse_args(argv)
+    chosen = [s for s in args.only.split(",") if s] or list(SECTIONS)
+    unknown = [s for s in chosen if s not in SECTIONS]
+    if unknown:
+        parser.error(f"unknown section(s) {unknown}; valid: {', '.join(SECTIONS)}")
+    import numba
+
+    numba.set_num_threads(1)
+    print(header(), flush=True)
+    for name in chosen:
+        try:
+            module = importlib.import_module(SECTIONS[name])
+        except ModuleNotFoundError as err:
+            if err.name == SECTIONS[name]:
+                print(f"(section {name}: not built yet)\n")
+                continue
+            raise
+        for table in module.tables(quick=args.quick):
+            print(table.render() + "\n", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
