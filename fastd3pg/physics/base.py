@@ -50,6 +50,7 @@ class Env:
     horizon: int = 0
     dt: float = 0.0
     max_reward: float = 0.0
+    differentiable_reward: bool = True  # False where dr_ds, dr_da carry no signal (Acrobot)
     param_names: tuple = ()
     default_params: tuple = ()
     # Compiled kernels (see the module docstring), set by each task as staticmethods.
