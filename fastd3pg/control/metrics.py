@@ -1,0 +1,84 @@
+"""The paper's metrics (PAPER.md §6).
+
+``return_mean``: the return of one episode of the current deterministic actor, evaluated every
+800 timesteps. ``return_history``: the average of the latest 100 ``return_mean`` values. Both
+are rescaled linearly so that a random controller's average return maps to 0 and
+``max_reward × horizon`` maps to 1.
+
+The random controller draws actions uniformly from [-1, 1]^m at every step. Its average return
+is estimated once per task (and per physical-parameter vector) from ``RANDOM_EPISODES``
+episodes with the fixed seed ``RANDOM_SEED``; the estimate is deterministic, so every run,
+method and machine normalises with the same number (``runs/README.md`` lists them).
+"""
+
+from collections import deque
+
+import numpy as np
+
+from fastd3pg import rng as _rng
+from fastd3pg._jit import jit
+from fastd3pg.physics import dispatch
+
+EVAL_EVERY = 800
+HISTORY = 100
+RANDOM_EPISODES = 100
+RANDOM_SEED = 20200101
+
+_random_cache: dict = {}
+
+
+@jit
+def _random_returns(task_id, p, n, m, horizon, episodes, rng):
+    returns = np.zeros(episodes)
+    s = np.empty(n)
+    s_next = np.empty(n)
+    a = np.empty(m)
+    for e in range(episodes):
+        dispatch.reset(task_id, p, rng, s)
+        total = 0.0
+        for _ in range(horizon):
+            for j in range(m):
+                a[j] = 2.0 * _rng.uniform(rng) - 1.0
+            r, done = dispatch.step(task_id, p, s, a, s_next)
+            total += r
+            s[:] = s_next
+            if done:
+                break
+        returns[e] = total
+    return returns
+
+
+def random_return(env) -> float:
+    """The random controller's average episode return on ``env`` (cached per process)."""
+    key = (env.name, env.params.tobytes())
+    if key not in _random_cache:
+        rng = _rng.make_rng(RANDOM_SEED)
+        returns = _random_returns(
+            env.task_id, env.params, env.state_dim, env.action_dim, env.horizon,
+            RANDOM_EPISODES, rng,
+        )
+        _random_cache[key] = float(np.mean(returns))
+    return _random_cache[key]
+
+
+def normalizer(env):
+    """``raw_return -> normalized_return`` for ``env`` (random ↦ 0, max_reward × horizon ↦ 1)."""
+    low = random_return(env)
+    high = env.max_reward * env.horizon
+    span = high - low
+    if not span > 0:
+        raise ValueError(
+            f"{env.name}: max_reward × horizon ({high}) must exceed the random return ({low})"
+        )
+    return lambda raw: (raw - low) / span
+
+
+class History:
+    """Running ``return_history``: the mean of the latest ``HISTORY`` ``return_mean`` values."""
+
+    def __init__(self, values=()):
+        self._values = deque(values, maxlen=HISTORY)
+
+    def add(self, value: float) -> float:
+        self._values.append(value)
+        return float(np.mean(self._values))
