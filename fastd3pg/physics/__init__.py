@@ -8,10 +8,11 @@
 
 from fastd3pg.physics.base import Env, Transition
 from fastd3pg.physics.masspoint import MassPoint
+from fastd3pg.physics.rolling_die import RollingDie
 
 # Registry: name -> class. The order is the public ``names()`` order; ``task_id`` is fixed per
 # class (see fastd3pg.physics.dispatch).
-_TASKS = {cls.name: cls for cls in (MassPoint,)}
+_TASKS = {cls.name: cls for cls in (MassPoint, RollingDie)}
 
 
 def names() -> list[str]:

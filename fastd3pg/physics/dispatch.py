@@ -9,13 +9,15 @@ import its module and add one branch to each of the three functions.
 import numpy as np
 
 from fastd3pg._jit import jit
-from fastd3pg.physics import masspoint
+from fastd3pg.physics import masspoint, rolling_die
 
 
 @jit
 def reset(task_id, p, rng, out):
     if task_id == 0:
         masspoint.reset(p, rng, out)
+    elif task_id == 6:
+        rolling_die.reset(p, rng, out)
     else:
         out[:] = np.nan
 
@@ -24,6 +26,8 @@ def reset(task_id, p, rng, out):
 def step(task_id, p, s, a, out):
     if task_id == 0:
         return masspoint.step(p, s, a, out)
+    if task_id == 6:
+        return rolling_die.step(p, s, a, out)
     out[:] = np.nan
     return np.nan, True
 
@@ -32,6 +36,8 @@ def step(task_id, p, s, a, out):
 def step_jac(task_id, p, s, a, out, J_s, J_a, dr_ds, dr_da):
     if task_id == 0:
         return masspoint.step_jac(p, s, a, out, J_s, J_a, dr_ds, dr_da)
+    if task_id == 6:
+        return rolling_die.step_jac(p, s, a, out, J_s, J_a, dr_ds, dr_da)
     out[:] = np.nan
     return np.nan, True
 
