@@ -118,6 +118,7 @@ LOG_SIZE = 1 + 5 * (MAX_EVENTS + 1)  # event log: count, then (code, t, x, y, θ
 EV_BOUNCE_STICK, EV_BOUNCE_SLIDE, EV_HOLD_STICK, EV_HOLD_SLIDE, EV_TWO, EV_FLAT, EV_CAP = (
     1, 2, 3, 4, 5, 6, 7,
 )
+EV_BOUNCE_CAPPED = 8
 
 
 @jit
@@ -357,6 +358,8 @@ def _impulse_single(p, z, D, jac, k, alpha, alpha_a, T):
     den = Knn
     Pt1 = Pn1 = Pt = Pn = u = 0.0
     held = False
+    capped = False
+    lin = q = 0.0
     rxT = rx
     if mu > 0.0:
         # Sticking impulse, affine in the target u: P = P0 + P1 u.
@@ -364,7 +367,10 @@ def _impulse_single(p, z, D, jac, k, alpha, alpha_a, T):
         Pn0, Pn1 = (Ktn * vt - Ktt * vn) / det, Ktt / det
         A0, A1 = z[4] + Pn0 / m, Pn1 / m
         B0, B1 = w + (rx * Pn0 - ry * Pt0) / inertia, (rx * Pn1 - ry * Pt1) / inertia
-        u, held, rxT = _hold_target(z, alpha, g, T, rx, k, h, A0, A1, B0, B1, u_imp)
+        # Poisson: the restitution impulse is e times the compression impulse, which ends when
+        # the (sticking) corner stops; that is u = -e w, w = v_n - K_tn v_t / K_tt.
+        u_stick = -e * (vn - Ktn * vt / Ktt)
+        u, held, rxT = _hold_target(z, alpha, g, T, rx, k, h, A0, A1, B0, B1, u_stick)
         Pt, Pn = Pt0 + Pt1 * u, Pn0 + Pn1 * u
         if abs(Pt) <= mu * Pn:
             stick = True
@@ -380,6 +386,16 @@ def _impulse_single(p, z, D, jac, k, alpha, alpha_a, T):
         B0, B1 = w + (rx * Pn0 - ry * Pt0) / inertia, (rx * Pn1 - ry * Pt1) / inertia
         u, held, rxT = _hold_target(z, alpha, g, T, rx, k, h, A0, A1, B0, B1, u_imp)
         Pt, Pn = Pt0 + Pt1 * u, Pn0 + Pn1 * u
+        if not held and mu > 0.0:
+            # A sliding bounce changes the kinetic energy by Pn·lin + ½ q Pn² (lin, q below):
+            # cap Pn where that is zero, but never below the impulse that stops the approach.
+            lin = sigma * mu * vt + vn
+            q = mu * mu * Ktt + 2.0 * sigma * mu * Ktn + Knn
+            cap = -2.0 * lin / q
+            if Pn > cap and cap >= -vn / den:
+                capped = True
+                Pn = cap
+                Pt = sigma * mu * Pn
     if jac:
         # ∂(vx⁺, vy⁺, ω⁺)/∂u
         Cu, Au, Bu = Pt1 / m, Pn1 / m, (rx * Pn1 - ry * Pt1) / inertia
@@ -398,10 +414,17 @@ def _impulse_single(p, z, D, jac, k, alpha, alpha_a, T):
             du = 0.0 if held else -e * dvn
             if stick:
                 dKtt = 2.0 * ry * dry / inertia
+                if not held:
+                    du = -e * (dvn - (dKtn * vt + Ktn * dvt) / Ktt + Ktn * vt * dKtt / (Ktt * Ktt))
                 b1 = -dvt - dKtt * Pt - dKtn * Pn
                 b2 = du - dvn - dKtn * Pt - dKnn * Pn
                 dPt = (Knn * b1 - Ktn * b2) / det
                 dPn = (-Ktn * b1 + Ktt * b2) / det
+            elif capped:
+                dKtt = 2.0 * ry * dry / inertia
+                dq = mu * mu * dKtt + 2.0 * sigma * mu * dKtn + dKnn
+                dPn = -2.0 * (sigma * mu * dvt + dvn) / q + 2.0 * lin * dq / (q * q)
+                dPt = sigma * mu * dPn
             else:
                 dden = dKnn + sigma * mu * dKtn
                 dPn = (du - dvn - Pn * dden) / den
@@ -425,6 +448,8 @@ def _impulse_single(p, z, D, jac, k, alpha, alpha_a, T):
     z[5] += (rx * Pn - ry * Pt) / inertia
     if held:
         return (EV_HOLD_STICK if stick else EV_HOLD_SLIDE), True
+    if capped:
+        return EV_BOUNCE_CAPPED, False
     return (EV_BOUNCE_STICK if stick else EV_BOUNCE_SLIDE), False
 
 
@@ -652,7 +677,7 @@ class RollingDie(Env):
         kinds = {
             EV_BOUNCE_STICK: "bounce-stick", EV_BOUNCE_SLIDE: "bounce-slide",
             EV_HOLD_STICK: "hold-stick", EV_HOLD_SLIDE: "hold-slide", EV_TWO: "two",
-            EV_FLAT: "flat", EV_CAP: "cap",
+            EV_FLAT: "flat", EV_CAP: "cap", EV_BOUNCE_CAPPED: "bounce-capped",
         }
         result = []
         for n in range(int(log[0])):
@@ -665,3 +690,4 @@ class RollingDie(Env):
         s = self._check(state, self.state_dim, "state")
         h = self.params[HALF_SIZE]
         return np.array([[s[0] + c[0], s[1] + c[1]] for c in (_corner(k, h, s[2]) for k in range(4))])
+
