@@ -22,19 +22,28 @@ Dynamics (one step of ``dt = 0.02`` s)
     *Impacts* are found at their exact time: for each corner the first root of ``G_k`` in the
     remaining step is bracketed by conservative advancement with the bound
     ``|G_k''| ≤ M = g + √2 h (|α| + max|ω|²)`` (a step never jumps past a root, whatever the
-    speed: no tunnelling) and polished by a Newton step.  At the earliest impact the die
-    receives an impulse ``P = (P_t, P_n)`` at the corner (Newton's kinematic restitution law,
-    as in Moore & Wilhelms 1988; for frictionless contact it coincides with Poisson's):
-    the corner's normal velocity ``v_n = vy + ω ρ_x`` becomes ``u = -e v_n``; with friction
-    (coefficient ``μ``) the impulse first tries sticking (tangential corner velocity
-    ``v_t = vx - ω ρ_y`` becomes 0) and, if that leaves the friction cone ``|P_t| ≤ μ P_n``,
-    slides: ``P_t = ±μ P_n`` in the direction sticking asked for.  With the 2×2 inverse inertia
-    at the corner ``K = [[1/m + ρ_y²/I, -ρ_x ρ_y/I], [-ρ_x ρ_y/I, 1/m + ρ_x²/I]]`` the sticking
-    impulse solves ``K P = (-v_t, u - v_n)``, the sliding one has
-    ``P_n = (u - v_n) / (K_nn ± μ K_tn)``.  Then
-    ``v += P/m``, ``ω += (ρ_x P_n - ρ_y P_t)/I``, and the flight continues for the rest of the
-    step; several impacts per step are resolved in turn (at most 8; then the step's remainder
-    is flown without detection, which no test or rollout has needed).
+    speed: no tunnelling) and polished by Newton steps.  At the earliest impact the die
+    receives an impulse ``P = (P_t, P_n)`` at the corner (Moore & Wilhelms 1988) with
+    Poisson's restitution: the restitution phase's normal impulse is ``e`` times the
+    compression phase's.  With the corner's normal and tangential velocities
+    ``v_n = vy + ω ρ_x``, ``v_t = vx - ω ρ_y`` and the 2×2 inverse inertia at the corner
+    ``K = [[1/m + ρ_y²/I, -ρ_x ρ_y/I], [-ρ_x ρ_y/I, 1/m + ρ_x²/I]]``, every impulse is written
+    through the corner's normal velocity ``u`` after it:
+      - *sticking* (friction coefficient ``μ > 0``): ``K P = (-v_t, u - v_n)``, so the corner
+        stops sliding; compression ends at ``u = 0``, and Poisson's law gives
+        ``u = -e w`` with ``w = v_n - K_tn v_t / K_tt``.  It is used if ``|P_t| ≤ μ P_n``.
+      - *sliding* (or frictionless, ``μ = 0``): ``P = P_n (±μ, 1)``, the friction saturated in
+        the direction sticking asked for, ``P_n = (u - v_n) / (K_nn ± μ K_tn)``; the direction
+        is fixed, so Poisson's law is Newton's: ``u = -e v_n`` (the normal velocity reverses and
+        scales by ``e``).  Coulomb friction with Newton/Poisson restitution can add energy when
+        rotation couples the normal and tangential impulses; the sliding normal impulse is
+        therefore capped where the kinetic-energy change ``P_n lin + ½ q P_n²`` is zero
+        (``lin = ±μ v_t + v_n``, ``q = (±μ, 1) K (±μ, 1)ᵀ``), never below the impulse that stops
+        the approach. Sticking Poisson impacts provably never add energy.
+    Then ``v += P/m``, ``ω += (ρ_x P_n - ρ_y P_t)/I``, and the flight continues for the rest of
+    the step; several impacts per step are resolved in turn (at most 8; then the step's
+    remainder is flown without detection, which happens only in rare ping-pong between two
+    corners of a perfectly plastic, high-friction die).
     *Two corners at once* (a face hitting flat, ``|G_j| ≤ 1e-9`` at the neighbour): one
     simultaneous frictionless impulse pair with restitution ``e`` at both corners (a 2×2
     solve; if one impulse comes out negative, the single-corner rule at the first corner).
@@ -44,7 +53,8 @@ Dynamics (one step of ``dt = 0.02`` s)
     exactly on the ground at the end of the step (a scalar Newton solve), i.e. the sustained
     contact force over the rest of the step is applied as one impulse, like a time-stepping
     scheme.  The corner is above the ground in between and exactly on it at the step's end
-    (no sinking).  When both corners of the lowest face are within 2 mm of the ground and
+    (no sinking).  This approximates a pivoting die: per step it can add up to ~3e-3 J
+    (over a whole throw at most ~7e-3 J were regained, of ~25 J thrown).  When both corners of the lowest face are within 2 mm of the ground and
     both move slower than 0.2 m/s (at the start of a step, or at an impact), the die *lies
     flat*: it is put exactly flat (rotated about the contacting corner, by at most ~4 mrad),
     ``vy = ω = 0``, and slides with Coulomb friction ``μ g`` until it stops.  A flat die stays
@@ -80,7 +90,8 @@ Jacobians (Popović et al. 2000)
       ``dt* = dt_c + dτ*``; the last flight lasts ``dt - t_c``, so ``dτ = -dt_c``.
     * Impulse: ``dρ_x = -ρ_y dθ``, ``dρ_y = ρ_x dθ``, ``dv_t``, ``dv_n``, ``dK`` follow; for
       sticking ``dP = K⁻¹(d rhs - dK P)``, for sliding ``dP_n = (du - dv_n - P_n dDen)/Den``;
-      ``du = -e dv_n`` for a bounce.  For a held corner ``u`` solves
+      ``du = -e dv_n`` for a sliding bounce, ``du = -e dw`` for a sticking one, and a capped
+      bounce differentiates ``P_n = -2 lin / q``.  For a held corner ``u`` solves
       ``F(u) = y + vy⁺ T - ½ g T² + ρ_y(θ + ω⁺ T + ½ α T²) = 0`` (``T = dt - t_c``), so
       ``du = -dF|_u / F_u`` with ``F_u = T (∂vy⁺/∂u + ρ_x(θ_T) ∂ω⁺/∂u)``.
     * Lying flat: ``dx += -ρ_y dθ`` (rotation about the contacting corner), rows ``y, θ, vy, ω``

@@ -133,6 +133,20 @@ def test_several_impacts_in_one_step_are_differentiated():
     assert checked >= 20, checked
 
 
+def test_energy_capped_sliding_bounces_are_differentiated():
+    env = make("RollingDie", restitution=0.9, friction=0.3)
+    rng = np.random.default_rng(9)
+    checked = 0
+    for s, a in near_ground_states(env, 1500, rng):
+        if not any(e[0] == "bounce-capped" for e in env.events(s, a)):
+            continue
+        if mode_is_stable(env, s, a):
+            errors = jacobian_errors(env, s, a)
+            assert max(errors.values()) < 1e-5, (s, a, env.events(s, a), errors)
+            checked += 1
+    assert checked >= 15, checked
+
+
 @pytest.mark.parametrize("params", [{}, {"restitution": 0.3, "friction": 0.0}])
 def test_resting_contact_steps_are_differentiated(params):
     """Steps where a corner is held on the ground (the die pivoting on it), from rollouts."""
@@ -186,8 +200,8 @@ def _impact_velocities(env, s, a):
     after = env.transition(s, a).next_state.copy()
     rd._fly(after, alpha, g, -(dt - t))  # the flight after the impact, run backwards
     rx_b, _ = rd._corner(k, h, before[2])
-    rx_a, _ = rd._corner(k, h, after[2])
-    return kind, before[4] + before[5] * rx_b, after[4] + after[5] * rx_a
+    rx_a, ry_a = rd._corner(k, h, after[2])
+    return kind, before[4] + before[5] * rx_b, after[4] + after[5] * rx_a, after[3] - after[5] * ry_a
 
 
 @pytest.mark.parametrize("e", [0.0, 0.3, 0.7, 1.0])
@@ -199,9 +213,24 @@ def test_restitution_reverses_and_scales_the_normal_contact_velocity(e):
         events = env.events(s, a)
         if len(events) != 1 or events[0][0] != "bounce-slide":
             continue
-        kind, vn_before, vn_after = _impact_velocities(env, s, a)
+        kind, vn_before, vn_after, _ = _impact_velocities(env, s, a)
         assert vn_before < 0
         assert vn_after == pytest.approx(-e * vn_before, abs=1e-9)
+        checked += 1
+    assert checked >= 50
+
+
+def test_sticking_impacts_stop_the_corner_sliding_and_bounce_it_up():
+    env = make("RollingDie", restitution=0.5, friction=0.8, torque_scale=0.5)
+    rng = np.random.default_rng(10)
+    checked = 0
+    for s, a in near_ground_states(env, 300, rng):
+        events = env.events(s, a)
+        if len(events) != 1 or events[0][0] != "bounce-stick":
+            continue
+        _, vn_before, vn_after, vt_after = _impact_velocities(env, s, a)
+        assert vt_after == pytest.approx(0.0, abs=1e-9)
+        assert vn_before < 0 <= vn_after
         checked += 1
     assert checked >= 50
 
