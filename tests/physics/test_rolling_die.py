@@ -250,6 +250,18 @@ def test_no_tunnelling_at_ten_times_the_throw_speed():
             assert lowest_corner(env, s) > -1e-9, s
 
 
+def test_no_tunnelling_even_at_a_hundred_times_the_throw_speed():
+    env = make("RollingDie")
+    rng = np.random.default_rng(11)
+    B = 5000
+    th = rng.uniform(-np.pi, np.pi, B)
+    low = np.array([lowest_corner(env, [0, 0, t, 0, 0, 0]) for t in th])
+    S = np.column_stack([np.zeros(B), -low + rng.uniform(0, 0.3, B), th, rng.normal(0, 300, B),
+                         -np.abs(rng.normal(0, 600, B)), rng.normal(0, 600, B)])
+    tr = env.transition_batch(S, rng.uniform(-1, 1, (B, 1)))
+    assert min(lowest_corner(env, s) for s in tr.next_state) > -1e-9
+
+
 def test_a_die_dropped_flat_comes_to_rest_and_stays_without_drift():
     env = make("RollingDie")
     rng = np.random.default_rng(4)
