@@ -52,14 +52,15 @@ Dynamics (one step of ``dt = 0.02`` s)
     before the step ends (the Zeno regime of ever smaller bounces) is replaced by holding the
     corner: the target normal velocity is raised to the ``u ≥ -e v_n`` that puts the corner
     exactly on the ground at the end of the step (a scalar Newton solve; only for bounces slower
-    than ``2 g T``, so never for a real bounce), i.e. the sustained
-    contact force over the rest of the step is applied as one impulse, like a time-stepping
-    scheme.  The corner is above the ground in between and exactly on it at the step's end
-    (no sinking).  This approximates a pivoting die: per step it can add up to ~3e-3 J
-    (over a whole throw at most ~7e-3 J were regained, of ~25 J thrown).  When both corners of the lowest face are within 2 mm of the ground and
-    both move slower than 0.2 m/s (at the start of a step, or at an impact), the die *lies
-    flat*: it is put exactly flat (rotated about the contacting corner, by at most ~4 mrad),
-    ``vy = ω = 0``, and slides with Coulomb friction ``μ g`` until it stops.  A flat die stays
+    than ``2 g T``, so never for a real bounce), i.e. the sustained contact force over the rest
+    of the step is applied as one impulse, like a time-stepping scheme.  The corner is above
+    the ground in between and exactly on it at the step's end (no sinking), and the next step
+    starts with that corner touching.  This approximates a die pivoting on a corner: per step
+    it can add up to ~3e-3 J (over a whole throw at most ~7e-3 J were regained, of ~25 J
+    thrown).  When both corners of the lowest face are within 2 mm of the ground and both move
+    slower than 0.2 m/s (at the start of a step, or at an impact), the die *lies flat*: it is
+    put exactly flat (rotated about the contacting corner, by at most 2 mm over the side's
+    length, ~2 mrad), ``vy = ω = 0``, and slides with Coulomb friction ``μ g`` until it stops.  A flat die stays
     flat for any action because ``torque_scale ≤ (1 - μ) m g h`` (checked): the torque and the
     sliding friction's moment can never lift a corner.  So a resting die neither jitters, sinks,
     drifts nor gains energy.
@@ -89,7 +90,11 @@ Jacobians (Popović et al. 2000)
       ``ż = (vx, vy, ω, 0, -g, α)`` at the flight's end.
     * Impact time: ``G_k(z(t*)) = 0`` gives (implicit function theorem)
       ``dτ* = -(dy + ρ_x dθ) / Ġ_k`` with ``Ġ_k = v_n`` the approach velocity, and
-      ``dt* = dt_c + dτ*``; the last flight lasts ``dt - t_c``, so ``dτ = -dt_c``.
+      ``dt* = dt_c + dτ*``; the last flight lasts ``dt - t_c``, so ``dτ = -dt_c``.  A corner
+      that starts a step touching (as after the resting rule) and moving in gets the same
+      formula: its impact time is the root of the closed-form ``G_k`` even when that root is
+      slightly negative (the corner is a hair inside the ground), so the step is smooth across
+      ``G_k(0) = 0``.  (At a contact with zero approach speed the impact time is taken as fixed.)
     * Impulse: ``dρ_x = -ρ_y dθ``, ``dρ_y = ρ_x dθ``, ``dv_t``, ``dv_n``, ``dK`` follow; for
       sticking ``dP = K⁻¹(d rhs - dK P)``, for sliding ``dP_n = (du - dv_n - P_n dDen)/Den``;
       ``du = -e dv_n`` for a sliding bounce, ``du = -e dw`` for a sticking one, and a capped
