@@ -400,10 +400,10 @@ def main(argv=None) -> int:
     parser.add_argument("--config", default=None, help="TOML file of config overrides")
     parser.add_argument("--resume", action="store_true", help="continue the checkpoint in --out")
     args = parser.parse_args(argv)
-    if args.env not in names():
-        parser.error(f"unknown env {args.env!r}; valid: {', '.join(names())}")
     if args.algo not in ALGOS:
         parser.error(f"unknown algo {args.algo!r}; valid: {', '.join(ALGOS)}")
+    if args.env not in names():
+        parser.error(f"unknown env {args.env!r}; valid: {', '.join(names())}")
     overrides = {k: v for k, v in (("w1", args.w1), ("w2", args.w2), ("reg", args.reg)) if v is not None}
     out = args.out or os.path.join("runs", args.env, args.algo, f"seed{args.seed}")
     print(f"fastd3pg {fastd3pg.__version__}: {args.algo} on {args.env}, seed {args.seed}, "
