@@ -167,46 +167,170 @@ def _d2act(a, code):
 
 
 # -- the three matrix products, on flat row-major blocks ---------------------------------------
+# Numba leaves LLVM's SLP vectorizer off, so the register blocking is written for the loop
+# vectorizer: ``_gemm_rows`` keeps 4 output rows and 4 steps of the reduction in scalars and
+# vectorizes over the output columns (each loaded row of ``M`` feeds 4 fused multiply-adds;
+# each ``Z`` element is loaded and stored once per 4 steps of the reduction); ``_gemm_dot``
+# computes 4 x 4 blocks of dot products vectorized along the reduction, which needs ``reassoc``
+# (the summation order is fixed by the compiled code, so results stay deterministic). Only
+# ``contract`` (fused multiply-add) and ``reassoc`` are enabled: NaN and inf keep their meaning.
+@jit
+def _view(buf, off, rows, cols):
+    """The block ``buf[off : off + rows cols]`` as a C-contiguous ``(rows, cols)`` array."""
+    return buf[off:off + rows * cols].reshape((rows, cols))
+
+
+@jit(fastmath={"contract"})
+def _gemm_rows(C, c_off, c_rs, c_ks, M, Z, accumulate):
+    """``Z[r, :] (+)= Σ_k C[c_off + r c_rs + k c_ks] M[k, :]`` with ``M`` (K, N), ``Z`` (R, N)."""
+    R, N = Z.shape
+    K = M.shape[0]
+    if not accumulate:
+        Z[:, :] = 0.0
+    K4 = K - K % 4
+    R4 = R - R % 4
+    for r in range(0, R4, 4):
+        c = c_off + r * c_rs
+        for k in range(0, K4, 4):
+            p = c + k * c_ks
+            a0, a1, a2, a3 = C[p], C[p + c_ks], C[p + 2 * c_ks], C[p + 3 * c_ks]
+            p += c_rs
+            b0, b1, b2, b3 = C[p], C[p + c_ks], C[p + 2 * c_ks], C[p + 3 * c_ks]
+            p += c_rs
+            e0, e1, e2, e3 = C[p], C[p + c_ks], C[p + 2 * c_ks], C[p + 3 * c_ks]
+            p += c_rs
+            d0, d1, d2, d3 = C[p], C[p + c_ks], C[p + 2 * c_ks], C[p + 3 * c_ks]
+            for j in range(N):
+                m0, m1, m2, m3 = M[k, j], M[k + 1, j], M[k + 2, j], M[k + 3, j]
+                Z[r, j] += a0 * m0 + a1 * m1 + a2 * m2 + a3 * m3
+                Z[r + 1, j] += b0 * m0 + b1 * m1 + b2 * m2 + b3 * m3
+                Z[r + 2, j] += e0 * m0 + e1 * m1 + e2 * m2 + e3 * m3
+                Z[r + 3, j] += d0 * m0 + d1 * m1 + d2 * m2 + d3 * m3
+        for k in range(K4, K):
+            p = c + k * c_ks
+            a0, b0, e0, d0 = C[p], C[p + c_rs], C[p + 2 * c_rs], C[p + 3 * c_rs]
+            for j in range(N):
+                m0 = M[k, j]
+                Z[r, j] += a0 * m0
+                Z[r + 1, j] += b0 * m0
+                Z[r + 2, j] += e0 * m0
+                Z[r + 3, j] += d0 * m0
+    for r in range(R4, R):
+        c = c_off + r * c_rs
+        for k in range(0, K4, 4):
+            p = c + k * c_ks
+            a0, a1, a2, a3 = C[p], C[p + c_ks], C[p + 2 * c_ks], C[p + 3 * c_ks]
+            for j in range(N):
+                Z[r, j] += a0 * M[k, j] + a1 * M[k + 1, j] + a2 * M[k + 2, j] + a3 * M[k + 3, j]
+        for k in range(K4, K):
+            a0 = C[c + k * c_ks]
+            for j in range(N):
+                Z[r, j] += a0 * M[k, j]
+
+
+@jit(fastmath={"contract", "reassoc"})
+def _gemm_dot(A, Bt, Z, accumulate):
+    """``Z[r, n] (+)= Σ_k A[r, k] Bt[n, k]`` with ``A`` (R, K), ``Bt`` (N, K), ``Z`` (R, N)."""
+    R, K = A.shape
+    N = Bt.shape[0]
+    R4 = R - R % 4
+    N4 = N - N % 4
+    for r in range(0, R4, 4):
+        for n in range(0, N4, 4):
+            s00 = s01 = s02 = s03 = s10 = s11 = s12 = s13 = 0.0
+            s20 = s21 = s22 = s23 = s30 = s31 = s32 = s33 = 0.0
+            for k in range(K):
+                a0, a1, a2, a3 = A[r, k], A[r + 1, k], A[r + 2, k], A[r + 3, k]
+                b0, b1, b2, b3 = Bt[n, k], Bt[n + 1, k], Bt[n + 2, k], Bt[n + 3, k]
+                s00 += a0 * b0
+                s01 += a0 * b1
+                s02 += a0 * b2
+                s03 += a0 * b3
+                s10 += a1 * b0
+                s11 += a1 * b1
+                s12 += a1 * b2
+                s13 += a1 * b3
+                s20 += a2 * b0
+                s21 += a2 * b1
+                s22 += a2 * b2
+                s23 += a2 * b3
+                s30 += a3 * b0
+                s31 += a3 * b1
+                s32 += a3 * b2
+                s33 += a3 * b3
+            if not accumulate:
+                Z[r:r + 4, n:n + 4] = 0.0
+            Z[r, n] += s00
+            Z[r, n + 1] += s01
+            Z[r, n + 2] += s02
+            Z[r, n + 3] += s03
+            Z[r + 1, n] += s10
+            Z[r + 1, n + 1] += s11
+            Z[r + 1, n + 2] += s12
+            Z[r + 1, n + 3] += s13
+            Z[r + 2, n] += s20
+            Z[r + 2, n + 1] += s21
+            Z[r + 2, n + 2] += s22
+            Z[r + 2, n + 3] += s23
+            Z[r + 3, n] += s30
+            Z[r + 3, n + 1] += s31
+            Z[r + 3, n + 2] += s32
+            Z[r + 3, n + 3] += s33
+        for n in range(N4, N):
+            s0 = s1 = s2 = s3 = 0.0
+            for k in range(K):
+                b = Bt[n, k]
+                s0 += A[r, k] * b
+                s1 += A[r + 1, k] * b
+                s2 += A[r + 2, k] * b
+                s3 += A[r + 3, k] * b
+            if not accumulate:
+                Z[r:r + 4, n] = 0.0
+            Z[r, n] += s0
+            Z[r + 1, n] += s1
+            Z[r + 2, n] += s2
+            Z[r + 3, n] += s3
+    for r in range(R4, R):
+        for n in range(N):
+            s = 0.0
+            for k in range(K):
+                s += A[r, k] * Bt[n, k]
+            Z[r, n] = Z[r, n] + s if accumulate else s
+
+
 @jit
 def _mm_xw(P, woff, boff, X, xoff, rows, n_in, n_out, Z, zoff):
     """``Z[r, j] = Σ_i X[r, i] W[i, j] (+ b[j] if boff >= 0)`` for ``r < rows``."""
-    for r in range(rows):
-        zr = zoff + r * n_out
-        xr = xoff + r * n_in
-        for j in range(n_out):
-            Z[zr + j] = P[boff + j] if boff >= 0 else 0.0
-        for i in range(n_in):
-            x = X[xr + i]
-            wr = woff + i * n_out
-            for j in range(n_out):
-                Z[zr + j] += x * P[wr + j]
+    Zv = _view(Z, zoff, rows, n_out)
+    if n_out == 1:
+        _gemm_dot(_view(X, xoff, rows, n_in), _view(P, woff, 1, n_in), Zv, False)
+        if boff >= 0:
+            Zv[:, 0] += P[boff]
+        return
+    if boff >= 0:
+        for r in range(rows):
+            Zv[r, :] = P[boff:boff + n_out]
+    _gemm_rows(X, xoff, n_in, 1, _view(P, woff, n_in, n_out), Zv, boff >= 0)
 
 
 @jit
 def _mm_dwt(P, woff, D, doff, rows, n_in, n_out, O, ooff):
     """``O[r, i] = Σ_j D[r, j] W[i, j]`` (cotangent of a layer's input)."""
-    for r in range(rows):
-        dr = doff + r * n_out
-        orow = ooff + r * n_in
-        for i in range(n_in):
-            wr = woff + i * n_out
-            acc = 0.0
-            for j in range(n_out):
-                acc += D[dr + j] * P[wr + j]
-            O[orow + i] = acc
+    Ov = _view(O, ooff, rows, n_in)
+    if n_out == 1:
+        _gemm_rows(D, doff, 1, 1, _view(P, woff, 1, n_in), Ov, False)
+    else:
+        _gemm_dot(_view(D, doff, rows, n_out), _view(P, woff, n_in, n_out), Ov, False)
 
 
 @jit
 def _mm_xtd(dP, woff, X, xoff, D, doff, rows, n_in, n_out):
     """``dW[i, j] += Σ_r X[r, i] D[r, j]`` (a layer's weight gradient)."""
-    for r in range(rows):
-        xr = xoff + r * n_in
-        dr = doff + r * n_out
-        for i in range(n_in):
-            x = X[xr + i]
-            wr = woff + i * n_out
-            for j in range(n_out):
-                dP[wr + j] += x * D[dr + j]
+    if n_out == 1:
+        # dW is a column: dWᵀ = Dᵀ X, one output row.
+        _gemm_rows(D, doff, 0, 1, _view(X, xoff, rows, n_in), _view(dP, woff, 1, n_in), True)
+    else:
+        _gemm_rows(X, xoff, 1, n_in, _view(D, doff, rows, n_out), _view(dP, woff, n_in, n_out), True)
 
 
 # -- forward -----------------------------------------------------------------------------------

@@ -1,0 +1,175 @@
+"""Benchmark section ``nn``: time per call and GFLOP/s of the MLP kernels, against NumPy's BLAS.
+
+Each kernel is timed inside a compiled loop (as the training loop calls it, without the
+Python dispatch cost), median of repeated runs after compilation. GFLOP/s count only the
+matrix products (2 flops per multiply-add; the element-wise work is not counted):
+
+    forward          F = 2 B Σ_l n_{l-1} n_l
+    vjp              forward + weight gradients (F) + input cotangents (F): 3F
+    input_grad       forward + input cotangents: 2F
+    input_grad_vjp   forward + tangent pass (F) + both cotangents over primal and tangent
+                     rows (2F + 2F, less the input layer's cotangent 2·2B n_0 n_1): ≈ 6F
+
+The NumPy reference runs exactly the matrix products of ``forward + vjp`` (``X W``, ``Aᵀ D``,
+``D Wᵀ`` per layer, with ``out=`` buffers) through ``np.matmul``. It runs in a child process
+started with ``OPENBLAS_NUM_THREADS = OMP_NUM_THREADS = MKL_NUM_THREADS = 1`` (BLAS reads
+these when NumPy is first imported, and the benchmark's own process has imported NumPy
+already), so the comparison is one core against one core.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+from fastd3pg._jit import jit
+from fastd3pg.bench import Table
+from fastd3pg.nn import MLP, kernels
+
+SHAPES = ([17, 64, 64, 1], [3, 64, 64, 1])
+BATCHES = (64, 256)
+
+
+@jit
+def _loop_forward(spec, params, X, ws, reps):
+    s = 0.0
+    for _ in range(reps):
+        s += kernels.forward(spec, params, X, ws)[0, 0]
+    return s
+
+
+@jit
+def _loop_vjp(spec, params, X, dY, ws, dparams, dX, reps):
+    for _ in range(reps):
+        kernels.forward(spec, params, X, ws)
+        kernels.vjp(spec, params, ws, dY, dparams, dX)
+    return dparams[0]
+
+
+@jit
+def _loop_input_grad(spec, params, X, ws, reps):
+    s = 0.0
+    for _ in range(reps):
+        s += kernels.input_grad(spec, params, X, ws)[0, 0]
+    return s
+
+
+@jit
+def _loop_input_grad_vjp(spec, params, X, H, ws, dparams, reps):
+    for _ in range(reps):
+        kernels.input_grad_vjp(spec, params, X, H, ws, dparams)
+    return dparams[0]
+
+
+@jit
+def _loop_critic(spec, params, X, dY, H, ws, dparams, reps):
+    for _ in range(reps):
+        kernels.forward_input_grad(spec, params, X, ws)
+        kernels.backward_value_and_input_grad(spec, params, ws, dY, H, dparams)
+    return dparams[0]
+
+
+def _per_call(run, repeat):
+    """Median seconds per call of a compiled loop ``run(reps)``, reps sized for ~20 ms."""
+    run(1)
+    t0 = time.perf_counter()
+    run(10)
+    reps = max(1, int(0.02 / max((time.perf_counter() - t0) / 10, 1e-9)))
+    samples = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        run(reps)
+        samples.append((time.perf_counter() - t0) / reps)
+    samples.sort()
+    return samples[len(samples) // 2]
+
+
+_BLAS_CHILD = r"""
+import json, sys, time
+import numpy as np
+sizes, B, repeat = json.loads(sys.argv[1])
+rng = np.random.default_rng(0)
+L = len(sizes) - 1
+Ws = [rng.standard_normal((sizes[l], sizes[l + 1])) for l in range(L)]
+As = [rng.standard_normal((B, n)) for n in sizes]
+Ds = [rng.standard_normal((B, n)) for n in sizes]
+dWs = [np.empty_like(W) for W in Ws]
+def run():
+    for l in range(L):
+        np.matmul(As[l], Ws[l], out=As[l + 1])
+    for l in range(L, 0, -1):
+        np.matmul(As[l - 1].T, Ds[l], out=dWs[l - 1])
+        np.matmul(Ds[l], Ws[l - 1].T, out=Ds[l - 1])
+run()
+t0 = time.perf_counter(); run(); once = time.perf_counter() - t0
+inner = max(1, int(0.02 / max(once, 1e-9)))
+samples = []
+for _ in range(repeat):
+    t0 = time.perf_counter()
+    for _ in range(inner):
+        run()
+    samples.append((time.perf_counter() - t0) / inner)
+samples.sort()
+print(json.dumps(samples[len(samples) // 2]))
+"""
+
+
+def numpy_blas_time(sizes, batch, repeat=7):
+    """Seconds for the matrix products of forward + vjp through single-threaded NumPy BLAS."""
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    out = subprocess.run([sys.executable, "-c", _BLAS_CHILD, json.dumps([list(sizes), batch, repeat])],
+                         env=env, capture_output=True, text=True, check=True)
+    return float(out.stdout.strip())
+
+
+def flops(sizes, batch):
+    """Matrix-product flops of ``forward``, ``vjp``, ``input_grad``, ``input_grad_vjp``."""
+    F = 2 * batch * sum(sizes[l] * sizes[l + 1] for l in range(len(sizes) - 1))
+    first = 2 * batch * sizes[0] * sizes[1]
+    return {"forward": F, "vjp": 3 * F, "input_grad": 2 * F,
+            "input_grad_vjp": F + F + 2 * (2 * F) + 2 * (2 * F - 2 * first),
+            "critic update": 2 * F + F + 2 * (2 * F) + 2 * (2 * F - 2 * first)}
+
+
+def tables(quick=False):
+    repeat = 3 if quick else 7
+    rows = []
+    ratio_rows = []
+    for sizes in SHAPES:
+        net = MLP(sizes, "relu", "linear", layer_norm=False)
+        p = net.init(seed=0)
+        for B in BATCHES:
+            rng = np.random.default_rng(0)
+            X, H = rng.standard_normal((B, sizes[0])), rng.standard_normal((B, sizes[0]))
+            dY = rng.standard_normal((B, 1))
+            ws, dp, dX = net.workspace(B), np.empty(net.num_params), np.empty((B, sizes[0]))
+            s = net.spec
+            times = {
+                "forward": _per_call(lambda r: _loop_forward(s, p, X, ws, r), repeat),
+                "vjp": _per_call(lambda r: _loop_vjp(s, p, X, dY, ws, dp, dX, r), repeat),
+                "input_grad": _per_call(lambda r: _loop_input_grad(s, p, X, ws, r), repeat),
+                "input_grad_vjp": _per_call(lambda r: _loop_input_grad_vjp(s, p, X, H, ws, dp, r), repeat),
+                "critic update": _per_call(lambda r: _loop_critic(s, p, X, dY, H, ws, dp, r), repeat),
+            }
+            fl = flops(sizes, B)
+            for name, t in times.items():
+                rows.append([str(sizes), B, name, t * 1e6, fl[name] / t / 1e9])
+            blas = numpy_blas_time(sizes, B, repeat)
+            ours = fl["vjp"] / times["vjp"] / 1e9
+            theirs = fl["vjp"] / blas / 1e9
+            ratio_rows.append([str(sizes), B, ours, theirs, ours / theirs,
+                               times["input_grad_vjp"] / times["vjp"]])
+    return [
+        Table("nn: MLP kernels (relu, no layer norm; time per call inside a compiled loop)",
+              ["sizes", "batch", "kernel", "µs/call", "GFLOP/s"], rows,
+              note="vjp = forward + reverse pass; critic update = forward_input_grad + "
+                   "backward_value_and_input_grad. GFLOP/s count matrix products only."),
+        Table("nn: forward + vjp against NumPy BLAS (single-threaded, same matrix products)",
+              ["sizes", "batch", "ours GFLOP/s", "NumPy GFLOP/s", "ours/NumPy",
+               "input_grad_vjp / vjp time"], ratio_rows,
+              note="Targets at batch 64, [17, 64, 64, 1]: ours/NumPy >= 0.5, "
+                   "input_grad_vjp / vjp <= 3."),
+    ]
