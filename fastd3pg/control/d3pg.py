@@ -194,6 +194,11 @@ def refresh_moments(stats, work, norm_obs, popart):
     else:
         work.obs_mean[:] = 0.0
         work.obs_std[:] = 1.0 - 1e-8  # so that σ + 1e-8 = 1
+    refresh_return_moments(stats, work, popart)
+
+
+@jit
+def refresh_return_moments(stats, work, popart):
     if popart:
         normalizer_moments(stats.ret, work.ret[:1], work.ret[1:])
         work.ret[1] = max(work.ret[1], STD_FLOOR)
@@ -267,7 +272,7 @@ def popart_rescale(nets, stats, work):
     ``work.ret`` gets the new ``μ_Q, σ_Q``."""
     mu_old, sigma_old = work.ret[0], work.ret[1]
     normalizer_update(stats.ret, work.Y.reshape((work.Y.shape[0], 1)))
-    refresh_moments(stats, work, False, True)
+    refresh_return_moments(stats, work, True)
     mu_new, sigma_new = work.ret[0], work.ret[1]
     w0, w1, b0, b1 = nets.out_w[0], nets.out_w[1], nets.out_w[2], nets.out_w[3]
     for phi in (nets.phi, nets.phi_targ):
