@@ -229,8 +229,8 @@ def _gemm_rows(C, c_off, c_rs, c_ks, M, Z, accumulate):
 
 
 @jit(fastmath={"contract", "reassoc"})
-def _gemm_dot(A, Bt, Z, accumulate):
-    """``Z[r, n] (+)= Σ_k A[r, k] Bt[n, k]`` with ``A`` (R, K), ``Bt`` (N, K), ``Z`` (R, N)."""
+def _gemm_dot(A, Bt, Z):
+    """``Z[r, n] = Σ_k A[r, k] Bt[n, k]`` with ``A`` (R, K), ``Bt`` (N, K), ``Z`` (R, N)."""
     R, K = A.shape
     N = Bt.shape[0]
     R4 = R - R % 4
@@ -258,24 +258,22 @@ def _gemm_dot(A, Bt, Z, accumulate):
                 s31 += a3 * b1
                 s32 += a3 * b2
                 s33 += a3 * b3
-            if not accumulate:
-                Z[r:r + 4, n:n + 4] = 0.0
-            Z[r, n] += s00
-            Z[r, n + 1] += s01
-            Z[r, n + 2] += s02
-            Z[r, n + 3] += s03
-            Z[r + 1, n] += s10
-            Z[r + 1, n + 1] += s11
-            Z[r + 1, n + 2] += s12
-            Z[r + 1, n + 3] += s13
-            Z[r + 2, n] += s20
-            Z[r + 2, n + 1] += s21
-            Z[r + 2, n + 2] += s22
-            Z[r + 2, n + 3] += s23
-            Z[r + 3, n] += s30
-            Z[r + 3, n + 1] += s31
-            Z[r + 3, n + 2] += s32
-            Z[r + 3, n + 3] += s33
+            Z[r, n] = s00
+            Z[r, n + 1] = s01
+            Z[r, n + 2] = s02
+            Z[r, n + 3] = s03
+            Z[r + 1, n] = s10
+            Z[r + 1, n + 1] = s11
+            Z[r + 1, n + 2] = s12
+            Z[r + 1, n + 3] = s13
+            Z[r + 2, n] = s20
+            Z[r + 2, n + 1] = s21
+            Z[r + 2, n + 2] = s22
+            Z[r + 2, n + 3] = s23
+            Z[r + 3, n] = s30
+            Z[r + 3, n + 1] = s31
+            Z[r + 3, n + 2] = s32
+            Z[r + 3, n + 3] = s33
         for n in range(N4, N):
             s0 = s1 = s2 = s3 = 0.0
             for k in range(K):
@@ -284,18 +282,16 @@ def _gemm_dot(A, Bt, Z, accumulate):
                 s1 += A[r + 1, k] * b
                 s2 += A[r + 2, k] * b
                 s3 += A[r + 3, k] * b
-            if not accumulate:
-                Z[r:r + 4, n] = 0.0
-            Z[r, n] += s0
-            Z[r + 1, n] += s1
-            Z[r + 2, n] += s2
-            Z[r + 3, n] += s3
+            Z[r, n] = s0
+            Z[r + 1, n] = s1
+            Z[r + 2, n] = s2
+            Z[r + 3, n] = s3
     for r in range(R4, R):
         for n in range(N):
             s = 0.0
             for k in range(K):
                 s += A[r, k] * Bt[n, k]
-            Z[r, n] = Z[r, n] + s if accumulate else s
+            Z[r, n] = s
 
 
 @jit
@@ -303,7 +299,7 @@ def _mm_xw(P, woff, boff, X, xoff, rows, n_in, n_out, Z, zoff):
     """``Z[r, j] = Σ_i X[r, i] W[i, j] (+ b[j] if boff >= 0)`` for ``r < rows``."""
     Zv = _view(Z, zoff, rows, n_out)
     if n_out == 1:
-        _gemm_dot(_view(X, xoff, rows, n_in), _view(P, woff, 1, n_in), Zv, False)
+        _gemm_dot(_view(X, xoff, rows, n_in), _view(P, woff, 1, n_in), Zv)
         if boff >= 0:
             Zv[:, 0] += P[boff]
         return
@@ -320,7 +316,7 @@ def _mm_dwt(P, woff, D, doff, rows, n_in, n_out, O, ooff):
     if n_out == 1:
         _gemm_rows(D, doff, 1, 1, _view(P, woff, 1, n_in), Ov, False)
     else:
-        _gemm_dot(_view(D, doff, rows, n_out), _view(P, woff, n_in, n_out), Ov, False)
+        _gemm_dot(_view(D, doff, rows, n_out), _view(P, woff, n_in, n_out), Ov)
 
 
 @jit
@@ -333,12 +329,82 @@ def _mm_xtd(dP, woff, X, xoff, D, doff, rows, n_in, n_out):
         _gemm_rows(X, xoff, 1, n_in, _view(D, doff, rows, n_out), _view(dP, woff, n_in, n_out), True)
 
 
+# -- element-wise helpers on contiguous 1-D views ----------------------------------------------
+# Row statistics are sums along a row; ``reassoc`` lets them vectorize (in a fixed order).
+@jit(fastmath={"contract", "reassoc"})
+def _sum(x):
+    s = 0.0
+    for k in range(x.shape[0]):
+        s += x[k]
+    return s
+
+
+@jit(fastmath={"contract", "reassoc"})
+def _dot(x, y):
+    s = 0.0
+    for k in range(x.shape[0]):
+        s += x[k] * y[k]
+    return s
+
+
+@jit(fastmath={"contract", "reassoc"})
+def _sq_dev(x, mean):
+    s = 0.0
+    for k in range(x.shape[0]):
+        d = x[k] - mean
+        s += d * d
+    return s
+
+
+@jit
+def _activate(z, code):
+    """``z ← σ(z)`` in place (one loop per activation, so that each vectorizes)."""
+    if code == RELU:
+        for k in range(z.shape[0]):
+            z[k] = z[k] if z[k] > 0.0 else 0.0
+    elif code == TANH:
+        for k in range(z.shape[0]):
+            z[k] = np.tanh(z[k])
+    elif code == ELU:
+        for k in range(z.shape[0]):
+            z[k] = z[k] if z[k] > 0.0 else np.expm1(z[k])
+
+
+@jit
+def _mul_dact(a, c, code):
+    """``c ← c σ'`` with ``σ'`` taken from the activation's output ``a``."""
+    if code == RELU:
+        for k in range(c.shape[0]):
+            c[k] = c[k] if a[k] > 0.0 else 0.0
+    elif code == TANH:
+        for k in range(c.shape[0]):
+            c[k] *= 1.0 - a[k] * a[k]
+    elif code == ELU:
+        for k in range(c.shape[0]):
+            c[k] *= 1.0 if a[k] > 0.0 else a[k] + 1.0
+
+
+@jit
+def _act_tangent_backward(a, zd, c, ct, code):
+    """Reverse of ``a = σ(z)``, ``ȧ = σ'(z) ż`` (``zd`` = ``ż``): ``c = ā`` becomes
+    ``z̄ = ā σ' + ǡ ż σ''``, ``ct = ǡ`` becomes ``ż̄ = ǡ σ'``."""
+    if code == RELU or code == LINEAR:
+        _mul_dact(a, c, code)  # σ'' = 0
+        _mul_dact(a, ct, code)
+        return
+    for k in range(c.shape[0]):
+        s1 = _dact(a[k], code)
+        c[k] = c[k] * s1 + ct[k] * zd[k] * _d2act(a[k], code)
+        ct[k] *= s1
+
+
 # -- forward -----------------------------------------------------------------------------------
 @jit
 def _load_rows(X, B, n, buf, off):
+    dst = _view(buf, off, B, n)
     for b in range(B):
         for j in range(n):
-            buf[off + b * n + j] = X[b, j]
+            dst[b, j] = X[b, j]
 
 
 @jit
@@ -359,31 +425,25 @@ def _forward(spec, P, X, ws):
         code = spec.hidden_act if l < L else spec.out_act
         if go >= 0:
             _mm_xw(P, wo, bo, A, a_in, B, n_in, n, U, a_out)
+            gain, beta = P[go:go + n], P[betao:betao + n]
             for b in range(B):
                 row = a_out + b * n
-                mean = 0.0
-                for j in range(n):
-                    mean += U[row + j]
-                mean /= n
-                var = 0.0
-                for j in range(n):
-                    d = U[row + j] - mean
-                    var += d * d
-                r = 1.0 / np.sqrt(var / n + spec.ln_eps)
+                u, a = U[row:row + n], A[row:row + n]
+                mean = _sum(u) / n
+                r = 1.0 / np.sqrt(_sq_dev(u, mean) / n + spec.ln_eps)
                 R[2 * Bc * l + b] = r
                 for j in range(n):
-                    u = (U[row + j] - mean) * r
-                    U[row + j] = u
-                    A[row + j] = _act(P[go + j] * u + P[betao + j], code)
+                    uj = (u[j] - mean) * r
+                    u[j] = uj
+                    a[j] = gain[j] * uj + beta[j]
         else:
             _mm_xw(P, wo, bo, A, a_in, B, n_in, n, A, a_out)
-            for k in range(a_out, a_out + B * n):
-                A[k] = _act(A[k], code)
+        _activate(A[a_out:a_out + B * n], code)
     nL = sizes[L]
-    yo = 2 * Bc * aoff[L]
+    y = _view(A, 2 * Bc * aoff[L], B, nL)
     for b in range(B):
         for j in range(nL):
-            ws.Y[b, j] = A[yo + b * nL + j]
+            ws.Y[b, j] = y[b, j]
     return B
 
 
@@ -408,32 +468,28 @@ def _tangent(spec, P, H, ws):
         if l == L:
             break
         code = spec.hidden_act
-        for b in range(B):
-            row = a_out + b * n  # primal row (a, u)
-            trow = t_out + b * n  # tangent row (ȧ, u̇ / ż)
-            if go >= 0:
-                # u̇ = r (ż - mean ż - u mean(u ż))  (layer norm's Jacobian, r = R)
+        if go >= 0:
+            gain = P[go:go + n]
+            for b in range(B):
+                row, trow = a_out + b * n, t_out + b * n
+                u, zd, ad = U[row:row + n], U[trow:trow + n], A[trow:trow + n]
+                # u̇ = r (ż - mean ż - u mean(u ż))  (layer norm's Jacobian); then ȧ = σ' γ u̇
                 r = R[2 * Bc * l + b]
-                mz = 0.0
-                muz = 0.0
-                for j in range(n):
-                    mz += U[trow + j]
-                    muz += U[row + j] * U[trow + j]
-                mz /= n
-                muz /= n
+                mz = _sum(zd) / n
+                muz = _dot(u, zd) / n
                 R[2 * Bc * l + Bc + b] = muz
                 for j in range(n):
-                    ud = r * (U[trow + j] - mz - U[row + j] * muz)
-                    U[trow + j] = ud
-                    A[trow + j] = _dact(A[row + j], code) * P[go + j] * ud
-            else:
-                for j in range(n):
-                    A[trow + j] = _dact(A[row + j], code) * U[trow + j]
+                    ud = r * (zd[j] - mz - u[j] * muz)
+                    zd[j] = ud
+                    ad[j] = gain[j] * ud
+        else:
+            A[t_out:t_out + B * n] = U[t_out:t_out + B * n]
+        _mul_dact(A[a_out:a_out + B * n], A[t_out:t_out + B * n], code)
 
 
 # -- reverse -----------------------------------------------------------------------------------
 @jit
-def _hidden_backward(spec, P, dP, ws, l, B, C, coff, tangent, want_dp):
+def _hidden_backward(spec, P, dP, ws, l, B, C, tangent, want_dp):
     """In place on ``C``: the cotangents ``ā_l`` (rows 0..B-1) and ``ǡ_l`` (rows B..2B-1, if
     ``tangent``) of hidden layer ``l``'s outputs become those of its pre-norm ``z_l``, ``ż_l``;
     accumulates ``γ̄_l``, ``β̄_l``.
@@ -452,72 +508,60 @@ def _hidden_backward(spec, P, dP, ws, l, B, C, coff, tangent, want_dp):
     n = sizes[l]
     Bc = ws.Y.shape[0]
     a_off = 2 * Bc * aoff[l]
+    t_off = a_off + B * n
     go, betao = poff[l - 1, 2], poff[l - 1, 3]
     code = spec.hidden_act
     A, U, R = ws.A, ws.U, ws.R
-    for b in range(B):
-        row = a_off + b * n
-        trow = a_off + (B + b) * n
-        crow = coff + b * n
-        ctrow = coff + (B + b) * n
-        if go < 0:
-            for j in range(n):
-                a = A[row + j]
-                s1 = _dact(a, code)
-                zb = C[crow + j] * s1
-                if tangent:
-                    zb += C[ctrow + j] * U[trow + j] * _d2act(a, code)
-                    C[ctrow + j] *= s1
-                C[crow + j] = zb
-            continue
-        r = R[2 * Bc * l + b]
-        # zt̄ into C's primal row, c̄ = γ żt̄ into its tangent row; means for the projections.
-        m_ub = 0.0
-        m_uub = 0.0
-        m_cb = 0.0
-        m_ucb = 0.0
-        m_cbud = 0.0
-        for j in range(n):
-            a = A[row + j]
-            u = U[row + j]
-            g = P[go + j]
-            s1 = _dact(a, code)
-            ztb = C[crow + j] * s1
-            if tangent:
-                ud = U[trow + j]
-                ztdb = C[ctrow + j] * s1
-                ztb += C[ctrow + j] * g * ud * _d2act(a, code)
-                if want_dp:
-                    dP[go + j] += ztdb * ud
-                cb = g * ztdb
-                C[ctrow + j] = cb
-                m_cb += cb
-                m_ucb += u * cb
-                m_cbud += cb * ud
-            if want_dp:
-                dP[go + j] += ztb * u
-                dP[betao + j] += ztb
-            ub = g * ztb
-            C[crow + j] = ub
-            m_ub += ub
-            m_uub += u * ub
-        m_ub /= n
-        m_uub /= n
-        for j in range(n):
-            u = U[row + j]
-            C[crow + j] = r * (C[crow + j] - m_ub - u * m_uub)
+    if go < 0:
+        a, c = A[a_off:a_off + B * n], C[0:B * n]
         if tangent:
-            m_cb /= n
-            m_ucb /= n
-            m_cbud /= n
-            m = R[2 * Bc * l + Bc + b]
+            _act_tangent_backward(a, U[t_off:t_off + B * n], c, C[B * n:2 * B * n], code)
+        else:
+            _mul_dact(a, c, code)
+        return
+    gain = P[go:go + n]
+    dgain, dbeta = dP[go:go + n], dP[betao:betao + n]
+    for b in range(B):
+        row, trow = a_off + b * n, t_off + b * n
+        a, u, c = A[row:row + n], U[row:row + n], C[b * n:(b + 1) * n]
+        r = R[2 * Bc * l + b]
+        if tangent:
+            ud, ct = U[trow:trow + n], C[(B + b) * n:(B + b + 1) * n]
             for j in range(n):
-                u = U[row + j]
-                ud = U[trow + j]
-                cb = C[ctrow + j]
-                C[crow + j] += (-r * u * m_cbud + r * r * m * m_ucb * u
-                                - r * r * m * (cb - m_cb) - r * m_ucb * ud)
-                C[ctrow + j] = r * (cb - m_cb - u * m_ucb)
+                s1 = _dact(a[j], code)
+                ztdb = ct[j] * s1
+                ztb = c[j] * s1 + ct[j] * gain[j] * ud[j] * _d2act(a[j], code)  # żt = γ u̇
+                if want_dp:
+                    dgain[j] += ztb * u[j] + ztdb * ud[j]
+                    dbeta[j] += ztb
+                c[j] = gain[j] * ztb  # ū
+                ct[j] = gain[j] * ztdb  # c̄
+        else:
+            _mul_dact(a, c, code)  # zt̄
+            if want_dp:
+                for j in range(n):
+                    dgain[j] += c[j] * u[j]
+                    dbeta[j] += c[j]
+            for j in range(n):
+                c[j] *= gain[j]  # ū
+        m_ub = _sum(c) / n
+        m_uub = _dot(u, c) / n
+        if tangent:
+            ud, ct = U[trow:trow + n], C[(B + b) * n:(B + b + 1) * n]
+            m = R[2 * Bc * l + Bc + b]
+            m_cb = _sum(ct) / n
+            m_ucb = _dot(u, ct) / n
+            m_cbud = _dot(ct, ud) / n
+            k_u = -r * m_cbud + r * r * m * m_ucb
+            k_c = r * r * m
+            k_ud = r * m_ucb
+            for j in range(n):
+                c[j] = (r * (c[j] - m_ub - u[j] * m_uub) + k_u * u[j]
+                        - k_c * (ct[j] - m_cb) - k_ud * ud[j])
+                ct[j] = r * (ct[j] - m_cb - u[j] * m_ucb)
+        else:
+            for j in range(n):
+                c[j] = r * (c[j] - m_ub - u[j] * m_uub)
 
 
 @jit
@@ -536,15 +580,12 @@ def _reverse(spec, P, ws, tangent, want_dp, dP, want_dx, dX):
     # Output: y = σ_out(z), ẏ = σ_out'(z) ż.  z̄ = ȳ σ' + ẏ̄ ż σ'',  ż̄ = ẏ̄ σ'.
     nL = sizes[L]
     yo = 2 * Bc * aoff[L]
-    C = ws.C0
-    for k in range(B * nL):
-        a = A[yo + k]
-        s1 = _dact(a, spec.out_act)
-        if tangent:
-            C[k] = C[k] * s1 + C[B * nL + k] * U[yo + B * nL + k] * _d2act(a, spec.out_act)
-            C[B * nL + k] *= s1
-        else:
-            C[k] *= s1
+    k = B * nL
+    if tangent:
+        _act_tangent_backward(A[yo:yo + k], U[yo + k:yo + 2 * k], ws.C0[0:k], ws.C0[k:2 * k],
+                              spec.out_act)
+    else:
+        _mul_dact(A[yo:yo + k], ws.C0[0:k], spec.out_act)
     Cin, Cout = ws.C0, ws.C1
     for l in range(L, 0, -1):
         n_in, n = sizes[l - 1], sizes[l]
@@ -552,14 +593,16 @@ def _reverse(spec, P, ws, tangent, want_dp, dP, want_dx, dX):
         wo, bo = poff[l - 1, 0], poff[l - 1, 1]
         if want_dp:
             _mm_xtd(dP, wo, A, a_in, Cin, 0, rows, n_in, n)  # W̄ = aᵀ z̄ + ȧᵀ ż̄
+            db = dP[bo:bo + n]
             for b in range(B):
+                crow = Cin[b * n:(b + 1) * n]
                 for j in range(n):
-                    dP[bo + j] += Cin[b * n + j]
+                    db[j] += crow[j]
         if l == 1 and not want_dx:
             break
         _mm_dwt(P, wo, Cin, 0, rows, n_in, n, Cout, 0)  # ā = z̄ Wᵀ, ǡ = ż̄ Wᵀ
         if l > 1:
-            _hidden_backward(spec, P, dP, ws, l - 1, B, Cout, 0, tangent, want_dp)
+            _hidden_backward(spec, P, dP, ws, l - 1, B, Cout, tangent, want_dp)
         Cin, Cout = Cout, Cin
     if want_dx:
         n0 = sizes[0]
