@@ -11,6 +11,8 @@ ACTS = ["relu", "tanh", "elu", "linear"]
 # (sizes, output activation): scalar outputs (input gradients) with both output activations.
 SHAPES = [([3, 5, 4, 1], "linear"), ([2, 7, 1], "tanh"), ([4, 3, 6, 5, 1], "linear")]
 TOL = 1e-6
+# Central-difference step: near the float64 optimum (truncation ~EPS², round-off ~1e-16/EPS).
+EPS = 1e-5
 
 
 def _pre_activations(net, params, X):
@@ -69,9 +71,9 @@ def test_vjp_matches_finite_differences(net, batch):
         params, X, rng = _point(net, batch, seed)
         dY = rng.standard_normal((batch, net.n_out))
         dparams, dX = net.vjp(params, X, dY)
-        fd_p = central_difference(lambda p: np.sum(net.forward(p, X) * dY), params)
+        fd_p = central_difference(lambda p: np.sum(net.forward(p, X) * dY), params, EPS)
         fd_x = central_difference(lambda x: np.sum(net.forward(params, x.reshape(X.shape)) * dY),
-                                  X.ravel())
+                                  X.ravel(), EPS)
         assert relative_error(dparams, fd_p) < TOL
         assert relative_error(dX, fd_x.reshape(X.shape)) < TOL
 
@@ -81,7 +83,7 @@ def test_vjp_matches_finite_differences(net, batch):
 def test_input_grad_matches_finite_differences(net, batch):
     for seed in range(2):
         params, X, _ = _point(net, batch, seed)
-        fd = central_difference(lambda x: net.forward(params, x.reshape(X.shape))[:, 0], X.ravel())
+        fd = central_difference(lambda x: net.forward(params, x.reshape(X.shape))[:, 0], X.ravel(), EPS)
         # fd[b, (b', j)] = ∂Y[b]/∂X[b', j]: samples are independent, so only b' = b survives.
         fd = fd.reshape(batch, batch, net.n_in)[np.arange(batch), np.arange(batch)]
         assert relative_error(net.input_grad(params, X), fd) < TOL
@@ -93,7 +95,7 @@ def test_input_grad_vjp_matches_finite_differences(net, batch):
     for seed in range(2):
         params, X, rng = _point(net, batch, seed)
         H = rng.standard_normal(X.shape)
-        fd = central_difference(lambda p: np.sum(net.input_grad(p, X) * H), params)
+        fd = central_difference(lambda p: np.sum(net.input_grad(p, X) * H), params, EPS)
         assert relative_error(net.input_grad_vjp(params, X, H), fd) < TOL
 
 
@@ -103,7 +105,7 @@ def test_fused_value_and_input_grad_backward_matches_finite_differences(net, bat
     params, X, rng = _point(net, batch, 3)
     dY, H = rng.standard_normal((batch, 1)), rng.standard_normal(X.shape)
     fd = central_difference(
-        lambda p: np.sum(net.forward(p, X) * dY) + np.sum(net.input_grad(p, X) * H), params)
+        lambda p: np.sum(net.forward(p, X) * dY) + np.sum(net.input_grad(p, X) * H), params, EPS)
     assert relative_error(net.value_and_input_grad_vjp(params, X, dY, H), fd) < TOL
 
 
@@ -114,7 +116,7 @@ def test_finite_difference_check_catches_a_perturbed_kernel_result():
     params, X, rng = _point(net, 7, 0)
     H = rng.standard_normal(X.shape)
     analytic = net.input_grad_vjp(params, X, H)
-    fd = central_difference(lambda p: np.sum(net.input_grad(p, X) * H), params)
+    fd = central_difference(lambda p: np.sum(net.input_grad(p, X) * H), params, EPS)
     assert relative_error(analytic, fd) < TOL
     scale = np.max(np.abs(analytic))
     for k in (0, net.num_params // 2, net.num_params - 1):
