@@ -134,26 +134,30 @@ def flops(sizes, batch):
             "critic update": 2 * F + F + 2 * (2 * F) + 2 * (2 * F - 2 * first)}
 
 
+def _time_kernels(net, B, repeat):
+    p = net.init(seed=0)
+    n_in = int(net.sizes[0])
+    rng = np.random.default_rng(0)
+    X, H = rng.standard_normal((B, n_in)), rng.standard_normal((B, n_in))
+    dY = rng.standard_normal((B, 1))
+    ws, dp, dX = net.workspace(B), np.empty(net.num_params), np.empty((B, n_in))
+    s = net.spec
+    return {
+        "forward": _per_call(lambda r: _loop_forward(s, p, X, ws, r), repeat),
+        "vjp": _per_call(lambda r: _loop_vjp(s, p, X, dY, ws, dp, dX, r), repeat),
+        "input_grad": _per_call(lambda r: _loop_input_grad(s, p, X, ws, r), repeat),
+        "input_grad_vjp": _per_call(lambda r: _loop_input_grad_vjp(s, p, X, H, ws, dp, r), repeat),
+        "critic update": _per_call(lambda r: _loop_critic(s, p, X, dY, H, ws, dp, r), repeat),
+    }
+
+
 def tables(quick=False):
     repeat = 3 if quick else 7
-    rows = []
-    ratio_rows = []
+    rows, ratio_rows, variant_rows = [], [], []
     for sizes in SHAPES:
         net = MLP(sizes, "relu", "linear", layer_norm=False)
-        p = net.init(seed=0)
         for B in BATCHES:
-            rng = np.random.default_rng(0)
-            X, H = rng.standard_normal((B, sizes[0])), rng.standard_normal((B, sizes[0]))
-            dY = rng.standard_normal((B, 1))
-            ws, dp, dX = net.workspace(B), np.empty(net.num_params), np.empty((B, sizes[0]))
-            s = net.spec
-            times = {
-                "forward": _per_call(lambda r: _loop_forward(s, p, X, ws, r), repeat),
-                "vjp": _per_call(lambda r: _loop_vjp(s, p, X, dY, ws, dp, dX, r), repeat),
-                "input_grad": _per_call(lambda r: _loop_input_grad(s, p, X, ws, r), repeat),
-                "input_grad_vjp": _per_call(lambda r: _loop_input_grad_vjp(s, p, X, H, ws, dp, r), repeat),
-                "critic update": _per_call(lambda r: _loop_critic(s, p, X, dY, H, ws, dp, r), repeat),
-            }
+            times = _time_kernels(net, B, repeat)
             fl = flops(sizes, B)
             for name, t in times.items():
                 rows.append([str(sizes), B, name, t * 1e6, fl[name] / t / 1e9])
@@ -162,6 +166,12 @@ def tables(quick=False):
             theirs = fl["vjp"] / blas / 1e9
             ratio_rows.append([str(sizes), B, ours, theirs, ours / theirs,
                                times["input_grad_vjp"] / times["vjp"]])
+    sizes, B = SHAPES[0], BATCHES[0]
+    fl = flops(sizes, B)
+    for act, ln in (("relu", True), ("tanh", False), ("tanh", True)):
+        times = _time_kernels(MLP(sizes, act, "linear", layer_norm=ln), B, repeat)
+        for name, t in times.items():
+            variant_rows.append([act, "yes" if ln else "no", name, t * 1e6, fl[name] / t / 1e9])
     return [
         Table("nn: MLP kernels (relu, no layer norm; time per call inside a compiled loop)",
               ["sizes", "batch", "kernel", "µs/call", "GFLOP/s"], rows,
@@ -172,4 +182,8 @@ def tables(quick=False):
                "input_grad_vjp / vjp time"], ratio_rows,
               note="Targets at batch 64, [17, 64, 64, 1]: ours/NumPy >= 0.5, "
                    "input_grad_vjp / vjp <= 3."),
+        Table(f"nn: other activations and layer norm ({sizes}, batch {B})",
+              ["activation", "layer norm", "kernel", "µs/call", "GFLOP/s"], variant_rows,
+              note="tanh costs one libm call per hidden unit (not vectorized); layer norm adds "
+                   "per-sample row statistics. GFLOP/s still count matrix products only."),
     ]

@@ -253,3 +253,27 @@ def test_bad_shapes_and_parameter_lengths_are_rejected():
         net.init(seed=-1)
     with pytest.raises(ValueError, match="batch"):
         net.workspace(0)
+
+
+@pytest.mark.parametrize("rows, n_in, n_out", [(r, k, n) for r in (1, 3, 4, 5, 9)
+                                                for k in (1, 3, 4, 6) for n in (1, 2, 4, 7)])
+def test_blocked_matrix_products_match_numpy_for_every_remainder(rows, n_in, n_out):
+    """The three products behind every kernel, on shapes hitting each 4 x 4 block remainder."""
+    rng = np.random.default_rng(rows * 100 + n_in * 10 + n_out)
+    off = 3  # the blocks live at offsets inside flat buffers
+    P = rng.standard_normal(off + n_in * n_out + n_out)
+    W, b = P[off:off + n_in * n_out].reshape(n_in, n_out), P[off + n_in * n_out:]
+    X = rng.standard_normal(off + rows * n_in)
+    D = rng.standard_normal(off + rows * n_out)
+    Xm, Dm = X[off:].reshape(rows, n_in), D[off:].reshape(rows, n_out)
+    Z = np.full(off + rows * n_out, np.nan)
+    kernels._mm_xw(P, off, off + n_in * n_out, X, off, rows, n_in, n_out, Z, off)
+    np.testing.assert_allclose(Z[off:].reshape(rows, n_out), Xm @ W + b, rtol=1e-13, atol=1e-13)
+    O = np.full(off + rows * n_in, np.nan)
+    kernels._mm_dwt(P, off, D, off, rows, n_in, n_out, O, off)
+    np.testing.assert_allclose(O[off:].reshape(rows, n_in), Dm @ W.T, rtol=1e-13, atol=1e-13)
+    dP = np.ones_like(P)
+    kernels._mm_xtd(dP, off, X, off, D, off, rows, n_in, n_out)
+    np.testing.assert_allclose(dP[off:off + n_in * n_out].reshape(n_in, n_out), 1.0 + Xm.T @ Dm,
+                               rtol=1e-13, atol=1e-13)
+    assert np.all(dP[:off] == 1.0) and np.all(dP[off + n_in * n_out:] == 1.0)
