@@ -7,12 +7,16 @@
 """
 
 from fastd3pg.physics.base import Env, Transition
+from fastd3pg.physics.cartpole import CartPole
+from fastd3pg.physics.cartpole_swingup import CartPoleSwingUp
 from fastd3pg.physics.masspoint import MassPoint
+from fastd3pg.physics.mountain_car import MountainCar
+from fastd3pg.physics.pendulum import Pendulum
 from fastd3pg.physics.rolling_die import RollingDie
 
 # Registry: name -> class. The order is the public ``names()`` order; ``task_id`` is fixed per
 # class (see fastd3pg.physics.dispatch).
-_TASKS = {cls.name: cls for cls in (MassPoint, RollingDie)}
+_TASKS = {cls.name: cls for cls in (MassPoint, CartPole, CartPoleSwingUp, Pendulum, MountainCar, RollingDie)}
 
 
 def names() -> list[str]:

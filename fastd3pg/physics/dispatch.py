@@ -9,13 +9,21 @@ import its module and add one branch to each of the three functions.
 import numpy as np
 
 from fastd3pg._jit import jit
-from fastd3pg.physics import masspoint, rolling_die
+from fastd3pg.physics import cartpole, cartpole_swingup, masspoint, mountain_car, pendulum, rolling_die
 
 
 @jit
 def reset(task_id, p, rng, out):
     if task_id == 0:
         masspoint.reset(p, rng, out)
+    elif task_id == 1:
+        cartpole.reset(p, rng, out)
+    elif task_id == 2:
+        cartpole_swingup.reset(p, rng, out)
+    elif task_id == 3:
+        pendulum.reset(p, rng, out)
+    elif task_id == 4:
+        mountain_car.reset(p, rng, out)
     elif task_id == 6:
         rolling_die.reset(p, rng, out)
     else:
@@ -26,6 +34,14 @@ def reset(task_id, p, rng, out):
 def step(task_id, p, s, a, out):
     if task_id == 0:
         return masspoint.step(p, s, a, out)
+    if task_id == 1:
+        return cartpole.step(p, s, a, out)
+    if task_id == 2:
+        return cartpole_swingup.step(p, s, a, out)
+    if task_id == 3:
+        return pendulum.step(p, s, a, out)
+    if task_id == 4:
+        return mountain_car.step(p, s, a, out)
     if task_id == 6:
         return rolling_die.step(p, s, a, out)
     out[:] = np.nan
@@ -36,10 +52,24 @@ def step(task_id, p, s, a, out):
 def step_jac(task_id, p, s, a, out, J_s, J_a, dr_ds, dr_da):
     if task_id == 0:
         return masspoint.step_jac(p, s, a, out, J_s, J_a, dr_ds, dr_da)
+    if task_id == 1:
+        return cartpole.step_jac(p, s, a, out, J_s, J_a, dr_ds, dr_da)
+    if task_id == 2:
+        return cartpole_swingup.step_jac(p, s, a, out, J_s, J_a, dr_ds, dr_da)
+    if task_id == 3:
+        return pendulum.step_jac(p, s, a, out, J_s, J_a, dr_ds, dr_da)
+    if task_id == 4:
+        return mountain_car.step_jac(p, s, a, out, J_s, J_a, dr_ds, dr_da)
     if task_id == 6:
         return rolling_die.step_jac(p, s, a, out, J_s, J_a, dr_ds, dr_da)
     out[:] = np.nan
     return np.nan, True
+
+
+@jit
+def step_batch(task_id, p, S, A, out, R, T):
+    for b in range(S.shape[0]):
+        R[b], T[b] = step(task_id, p, S[b], A[b], out[b])
 
 
 @jit
