@@ -1,0 +1,35 @@
+"""Learning outcomes on short, fixed-seed runs (seconds each)."""
+
+import numpy as np
+import pytest
+
+from fastd3pg import train
+from fastd3pg.control import metrics
+from fastd3pg.physics import make, names
+
+
+def optimal_masspoint_return():
+    """Full speed towards the goal is optimal: every step closer raises every later reward."""
+    env = make("MassPoint")
+    env.reset(seed=0)
+    total, done = 0.0, False
+    while not done:
+        _, r, terminated, truncated, _ = env.step([1.0])
+        total += r
+        done = terminated or truncated
+    return total
+
+
+def test_d3pg_on_masspoint_reaches_the_optimum_within_five_percent(tmp_path):
+    best = optimal_masspoint_return()
+    norm = metrics.normalizer(make("MassPoint"))
+    res = train.run(env="MassPoint", algo="d3pg", seed=0, steps=4800, out=tmp_path)
+    assert res["return_mean"].max() >= 0.95 * norm(best)
+    assert res["return_raw"][-1] >= best * 1.05  # best < 0: within 5 % of the optimal return
+
+
+@pytest.mark.skipif("Pendulum" not in names(), reason="Pendulum not built")
+@pytest.mark.parametrize("algo", ["ddpg", "d3pg"])
+def test_pendulum_beats_threshold_within_budget(algo, tmp_path):
+    res = train.run(env="Pendulum", algo=algo, seed=0, steps=16000, out=tmp_path)
+    assert res["return_mean"][-3:].mean() > 0.5, res["return_mean"]
