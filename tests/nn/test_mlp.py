@@ -277,3 +277,14 @@ def test_blocked_matrix_products_match_numpy_for_every_remainder(rows, n_in, n_o
     np.testing.assert_allclose(dP[off:off + n_in * n_out].reshape(n_in, n_out), 1.0 + Xm.T @ Dm,
                                rtol=1e-13, atol=1e-13)
     assert np.all(dP[:off] == 1.0) and np.all(dP[off + n_in * n_out:] == 1.0)
+
+
+@pytest.mark.parametrize("act", ACTS)
+def test_nan_inputs_propagate_like_numpy(act):
+    net = MLP([3, 5, 1], act, "linear")
+    params = net.init(seed=0)
+    X = np.array([[np.nan, 0.0, 1.0], [0.5, -1.0, 2.0]])
+    Y = net.forward(params, X)
+    assert np.isnan(Y[0, 0]) and np.isfinite(Y[1, 0])
+    np.testing.assert_array_equal(np.isnan(Y), np.isnan(
+        numpy_forward(net.sizes, act, "linear", False, params, X)))
