@@ -11,6 +11,8 @@ Python API (validating; every call allocates its own workspace and returns fresh
     G = net.input_grad(params, X)                 # n_out == 1
     dparams = net.input_grad_vjp(params, X, H)    # ∂/∂params Σ_b <G_b, H_b>
     dparams = net.value_and_input_grad_vjp(params, X, dY, H)
+    opt = Adam(net.num_params, lr=1e-3); opt.step(params, dparams)
+    RunningMeanStd(k).update(batch); save(path, net, params); net, params = load(path)
 
 Compiled API (for ``@jit`` code; see :mod:`fastd3pg.nn.kernels` for the full contract)::
 
@@ -32,9 +34,9 @@ from fastd3pg.nn import kernels
 from fastd3pg.nn.kernels import ACTIVATIONS, Spec, Workspace
 from fastd3pg.nn.mlp import MLP, load, numpy_forward, save
 from fastd3pg.nn.normalizer import RunningMeanStd, normalizer_moments, normalizer_update
-from fastd3pg.nn.optim import adam_step, polyak
+from fastd3pg.nn.optim import Adam, adam_step, polyak
 
 __all__ = [
-    "MLP", "ACTIVATIONS", "Spec", "Workspace", "kernels", "adam_step", "polyak",
+    "MLP", "ACTIVATIONS", "Spec", "Workspace", "kernels", "Adam", "adam_step", "polyak",
     "RunningMeanStd", "normalizer_update", "normalizer_moments", "save", "load", "numpy_forward",
 ]

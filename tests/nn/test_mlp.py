@@ -288,3 +288,15 @@ def test_nan_inputs_propagate_like_numpy(act):
     assert np.isnan(Y[0, 0]) and np.isfinite(Y[1, 0])
     np.testing.assert_array_equal(np.isnan(Y), np.isnan(
         numpy_forward(net.sizes, act, "linear", False, params, X)))
+
+
+def test_loading_an_incomplete_file_is_a_clear_error(tmp_path):
+    np.savez(tmp_path / "a.npz", sizes=np.array([2, 3, 1]), params=np.zeros(13))
+    with pytest.raises(ValueError, match="lacks 'activation'"):
+        load(tmp_path / "a.npz")
+    np.savez(tmp_path / "b.npz", **MLP([2, 3, 1]).spec_arrays())
+    with pytest.raises(ValueError, match="no 'params'"):
+        load(tmp_path / "b.npz")
+    np.savez(tmp_path / "c.npz", params=np.zeros(12), **MLP([2, 3, 1]).spec_arrays())
+    with pytest.raises(ValueError, match="length 13"):
+        load(tmp_path / "c.npz")

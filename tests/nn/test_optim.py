@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from fastd3pg.nn import adam_step, polyak
+from fastd3pg.nn import Adam, adam_step, polyak
 
 
 def test_adam_matches_closed_form_for_a_constant_gradient():
@@ -52,3 +52,31 @@ def test_polyak_extremes(tau, expect):
     ref = {"target": target.copy(), "source": source.copy()}[expect]
     polyak(target, source, tau)
     np.testing.assert_array_equal(target, ref)
+
+
+def test_adam_shell_keeps_its_state_and_matches_the_kernel():
+    rng = np.random.default_rng(3)
+    opt = Adam(5, lr=1e-2, beta1=0.8, beta2=0.9, eps=1e-6)
+    params, ref = rng.standard_normal(5), None
+    ref = params.copy()
+    m, v = np.zeros(5), np.zeros(5)
+    for t in range(1, 4):
+        g = rng.standard_normal(5)
+        opt.step(params, g)
+        adam_step(ref, g, m, v, t, 1e-2, 0.8, 0.9, 1e-6)
+    assert opt.t == 3
+    np.testing.assert_array_equal(params, ref)
+
+
+def test_adam_shell_rejects_bad_input():
+    opt = Adam(3)
+    with pytest.raises(ValueError, match=r"grad must have shape \(3,\)"):
+        opt.step(np.zeros(3), np.zeros(4))
+    with pytest.raises(ValueError, match="params must be a contiguous float64"):
+        opt.step(np.zeros(4), np.zeros(3))
+    with pytest.raises(ValueError, match="params"):
+        opt.step([0.0, 0.0, 0.0], np.zeros(3))
+    with pytest.raises(ValueError, match="beta1"):
+        Adam(3, beta1=1.0)
+    with pytest.raises(ValueError, match="num_params"):
+        Adam(0)
