@@ -61,17 +61,20 @@ from fastd3pg import rng as _rng
 from fastd3pg._jit import jit
 from fastd3pg.physics.base import Env
 
+# Every kernel is inlined into its callers (dispatch, compiled training loops): a call that
+# passes eight arrays costs about as much as this task's whole arithmetic.
+
 # Parameter vector layout.
 GRAVITY, MASSCART, MASSPOLE, LENGTH, FORCE_MAG, TAU, THETA_MAX, X_MAX, RESET_HIGH = range(9)
 
 
-@jit
+@jit(inline="always")
 def reset(p, rng, out):
     for i in range(4):
         out[i] = _rng.uniform_range(rng, -p[RESET_HIGH], p[RESET_HIGH])
 
 
-@jit
+@jit(inline="always")
 def _accelerations(p, theta, theta_dot, force):
     """Gym's (1) and (2) in Gym's order of operations; also returns the pieces the
     derivatives reuse."""
@@ -86,7 +89,7 @@ def _accelerations(p, theta, theta_dot, force):
     return x_acc, theta_acc, temp, den, cos_t, sin_t
 
 
-@jit
+@jit(inline="always")
 def _euler(p, s, x_acc, theta_acc, out):
     tau = p[TAU]
     out[0] = s[0] + tau * s[1]
@@ -95,7 +98,7 @@ def _euler(p, s, x_acc, theta_acc, out):
     out[3] = s[3] + tau * theta_acc
 
 
-@jit
+@jit(inline="always")
 def _reward_terminated(p, out):
     """The smooth reward of the next state, its partials in ``x'`` and ``θ'``, and Gym's
     termination rule."""
@@ -110,7 +113,7 @@ def _reward_terminated(p, out):
     return reward, dr_dx, dr_dtheta, terminated
 
 
-@jit
+@jit(inline="always")
 def step(p, s, a, out):
     u = min(max(a[0], -1.0), 1.0)
     x_acc, theta_acc, _, _, _, _ = _accelerations(p, s[2], s[3], p[FORCE_MAG] * u)
@@ -119,7 +122,7 @@ def step(p, s, a, out):
     return reward, terminated
 
 
-@jit
+@jit(inline="always")
 def step_jac(p, s, a, out, J_s, J_a, dr_ds, dr_da):
     u = min(max(a[0], -1.0), 1.0)
     du_da = 1.0 if -1.0 < a[0] < 1.0 else 0.0

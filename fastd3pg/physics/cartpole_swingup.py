@@ -61,11 +61,14 @@ from fastd3pg import rng as _rng
 from fastd3pg._jit import jit
 from fastd3pg.physics.base import Env
 
+# Every kernel is inlined into its callers (dispatch, compiled training loops): a call that
+# passes eight arrays costs about as much as this task's whole arithmetic.
+
 # Parameter vector layout.
 GRAVITY, MASSCART, MASSPOLE, LENGTH, FRICTION, FORCE_MAG, DT, X_MAX, RESET_STD = range(9)
 
 
-@jit
+@jit(inline="always")
 def reset(p, rng, out):
     sd = p[RESET_STD]
     theta = math.pi + sd * _rng.normal(rng)
@@ -76,7 +79,7 @@ def reset(p, rng, out):
     out[4] = sd * _rng.normal(rng)
 
 
-@jit
+@jit(inline="always")
 def _accelerations(p, x_dot, c, sn, theta_dot, force):
     """(1) and (2) with their numerators and denominators."""
     mp, l, b, g = p[MASSPOLE], p[LENGTH], p[FRICTION], p[GRAVITY]
@@ -89,7 +92,7 @@ def _accelerations(p, x_dot, c, sn, theta_dot, force):
     return N1 / D1, N2 / D2, D1, D2
 
 
-@jit
+@jit(inline="always")
 def _reward(p, x, cos_t):
     """The reward of the next state and its partials in ``x'`` and ``cos θ'``."""
     k = 0.5 * math.pi / p[X_MAX]
@@ -98,7 +101,7 @@ def _reward(p, x, cos_t):
     return r_theta * r_x, -r_theta * math.sin(k * x) * k, 0.5 * r_x
 
 
-@jit
+@jit(inline="always")
 def step(p, s, a, out):
     u = min(max(a[0], -1.0), 1.0)
     theta = math.atan2(s[3], s[2])
@@ -115,7 +118,7 @@ def step(p, s, a, out):
     return reward, out[0] < -p[X_MAX] or out[0] > p[X_MAX]
 
 
-@jit
+@jit(inline="always")
 def step_jac(p, s, a, out, J_s, J_a, dr_ds, dr_da):
     u = min(max(a[0], -1.0), 1.0)
     du_da = 1.0 if -1.0 < a[0] < 1.0 else 0.0
