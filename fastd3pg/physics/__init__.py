@@ -16,7 +16,17 @@ from fastd3pg.physics.rolling_die import RollingDie
 
 # Registry: name -> class. The order is the public ``names()`` order; ``task_id`` is fixed per
 # class (see fastd3pg.physics.dispatch).
-_TASKS = {cls.name: cls for cls in (MassPoint, CartPole, CartPoleSwingUp, Pendulum, MountainCar, RollingDie)}
+_TASKS = {
+    cls.name: cls
+    for cls in (
+        MassPoint,
+        CartPole,
+        CartPoleSwingUp,
+        Pendulum,
+        MountainCar,
+        RollingDie,
+    )
+}
 
 
 def names() -> list[str]:

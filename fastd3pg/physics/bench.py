@@ -40,7 +40,8 @@ def _batch_rates(env, repeat):
     S = np.array([env.reset(seed=k)[0] for k in range(B)])
     A = np.random.default_rng(0).uniform(-1.0, 1.0, (B, m))
     out, R, T = np.empty((B, n)), np.empty(B), np.empty(B, dtype=np.bool_)
-    J_s, J_a, dr_ds, dr_da = np.empty((B, n, n)), np.empty((B, n, m)), np.empty((B, n)), np.empty((B, m))
+    J_s, J_a = np.empty((B, n, n)), np.empty((B, n, m))
+    dr_ds, dr_da = np.empty((B, n)), np.empty((B, m))
     tid, p = env.task_id, env.params
     plain = median_time(lambda: dispatch.step_batch(tid, p, S, A, out, R, T), repeat=repeat)
     jac = median_time(
@@ -85,7 +86,8 @@ def tables(quick=False):
         py_step = _python_step_rate(env, repeat)
         py_transition = 1.0 / median_time(lambda: env.transition(state, action), repeat=repeat)
         plain, jac = _batch_rates(env, repeat)
-        rows.append([name, py_step, py_transition, plain, jac, plain / jac, _gym_step_rate(name, repeat)])
+        gym = _gym_step_rate(name, repeat)
+        rows.append([name, py_step, py_transition, plain, jac, plain / jac, gym])
     return [Table(
         f"Simulator steps/s (one core; batched = compiled loop over {BATCH} states)",
         ["task", "env.step (Python, 1 state)", "env.transition with Jacobians (Python, 1 state)",

@@ -9,7 +9,14 @@ import its module and add one branch to each of the three functions.
 import numpy as np
 
 from fastd3pg._jit import jit
-from fastd3pg.physics import cartpole, cartpole_swingup, masspoint, mountain_car, pendulum, rolling_die
+from fastd3pg.physics import (
+    cartpole,
+    cartpole_swingup,
+    masspoint,
+    mountain_car,
+    pendulum,
+    rolling_die,
+)
 
 
 @jit

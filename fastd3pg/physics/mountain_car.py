@@ -149,6 +149,8 @@ class MountainCar(Env):
         if not p[MAX_SPEED] > 0.0:
             raise ValueError(f"{self.name}: max_speed must be positive, got {p[MAX_SPEED]}")
         if not p[MIN_POSITION] <= p[RESET_LOW] <= p[RESET_HIGH] <= p[MAX_POSITION]:
-            raise ValueError(f"{self.name}: need min_position <= reset_low <= reset_high <= max_position")
+            raise ValueError(
+                f"{self.name}: need min_position <= reset_low <= reset_high <= max_position"
+            )
         if p[ACTION_COST] < 0.0:
             raise ValueError(f"{self.name}: action_cost must be non-negative, got {p[ACTION_COST]}")

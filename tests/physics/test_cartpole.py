@@ -32,7 +32,9 @@ def _random_states(rng, count):
     near = rng.random(count) < 0.4
     S[near, 0] = rng.choice([-1, 1], near.sum()) * (2.4 + rng.uniform(-0.03, 0.03, near.sum()))
     near = rng.random(count) < 0.4
-    S[near, 2] = rng.choice([-1, 1], near.sum()) * (THETA_MAX + rng.uniform(-0.05, 0.05, near.sum()))
+    S[near, 2] = rng.choice([-1, 1], near.sum()) * (
+        THETA_MAX + rng.uniform(-0.05, 0.05, near.sum())
+    )
     wild = rng.random(count) < 0.1
     S[wild, 2] = rng.uniform(-np.pi, np.pi, wild.sum())
     S[wild, 3] = rng.uniform(-20, 20, wild.sum())

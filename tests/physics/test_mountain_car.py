@@ -104,7 +104,8 @@ def test_step_matches_gymnasiums_float32_state_to_float32_rounding():
         s = genv.state.astype(np.float64)
         a = rng.uniform(-1, 1)
         genv.step(np.array([a]))
-        np.testing.assert_allclose(env.transition(s, [a]).next_state, genv.state, rtol=1e-6, atol=1e-8)
+        next_state = env.transition(s, [a]).next_state
+        np.testing.assert_allclose(next_state, genv.state, rtol=1e-6, atol=1e-8)
 
 
 def test_reward_is_the_height_cost_and_the_goal_ends_the_episode():
