@@ -14,7 +14,9 @@ The NumPy reference runs exactly the matrix products of ``forward + vjp`` (``X W
 ``D Wᵀ`` per layer, with ``out=`` buffers) through ``np.matmul``. It runs in a child process
 started with ``OPENBLAS_NUM_THREADS = OMP_NUM_THREADS = MKL_NUM_THREADS = 1`` (BLAS reads
 these when NumPy is first imported, and the benchmark's own process has imported NumPy
-already), so the comparison is one core against one core.
+already), so the comparison is one core against one core. Both sides of that comparison
+(and the ``input_grad_vjp / vjp`` ratio) are the best of three alternating rounds of medians,
+so that a machine shared with other work slows both alike.
 """
 
 import json
@@ -134,12 +136,16 @@ def flops(sizes, batch):
             "critic update": 2 * F + F + 2 * (2 * F) + 2 * (2 * F - 2 * first)}
 
 
-def _vjp_time(net, B, repeat):
+def _vjp_times(net, B, repeat):
+    """Seconds per call of ``vjp`` and of ``input_grad_vjp``, timed back to back."""
     p = net.init(seed=0)
     rng = np.random.default_rng(0)
-    X, dY = rng.standard_normal((B, net.n_in)), rng.standard_normal((B, net.n_out))
+    X, H = rng.standard_normal((B, net.n_in)), rng.standard_normal((B, net.n_in))
+    dY = rng.standard_normal((B, net.n_out))
     ws, dp, dX = net.workspace(B), np.empty(net.num_params), np.empty((B, net.n_in))
-    return _per_call(lambda r: _loop_vjp(net.spec, p, X, dY, ws, dp, dX, r), repeat)
+    s = net.spec
+    return (_per_call(lambda r: _loop_vjp(s, p, X, dY, ws, dp, dX, r), repeat),
+            _per_call(lambda r: _loop_input_grad_vjp(s, p, X, H, ws, dp, r), repeat))
 
 
 def _time_kernels(net, B, repeat):
@@ -171,14 +177,14 @@ def tables(quick=False):
                 rows.append([str(sizes), B, name, t * 1e6, fl[name] / t / 1e9])
             # Both sides best of 3 alternating rounds: on a shared machine, the minimum is the
             # fairer estimate of what each reaches, and alternating exposes both to the same load.
-            t_ours, t_blas = times["vjp"], np.inf
+            t_ours, t_igv, t_blas = times["vjp"], times["input_grad_vjp"], np.inf
             for _ in range(3):
-                t_ours = min(t_ours, _vjp_time(net, B, repeat))
+                t_v, t_i = _vjp_times(net, B, repeat)
+                t_ours, t_igv = min(t_ours, t_v), min(t_igv, t_i)
                 t_blas = min(t_blas, numpy_blas_time(sizes, B, repeat))
             ours = fl["vjp"] / t_ours / 1e9
             theirs = fl["vjp"] / t_blas / 1e9
-            ratio_rows.append([str(sizes), B, ours, theirs, ours / theirs,
-                               times["input_grad_vjp"] / times["vjp"]])
+            ratio_rows.append([str(sizes), B, ours, theirs, ours / theirs, t_igv / t_ours])
     sizes, B = SHAPES[0], BATCHES[0]
     fl = flops(sizes, B)
     for act, ln in (("relu", True), ("tanh", False), ("tanh", True)):
