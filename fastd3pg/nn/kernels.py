@@ -13,7 +13,8 @@ Parameter layout (flat, layer by layer)
 Activation codes
     ``LINEAR = 0``, ``RELU = 1``, ``TANH = 2``, ``ELU = 3`` (α = 1). Their first and second
     derivatives are computed from the activation's *output* ``a`` (relu: ``[a > 0]``; tanh:
-    ``1 - a²`` and ``-2a(1 - a²)``; elu: ``1`` or ``a + 1`` (both), so only ``a`` is stored.
+    ``1 - a²`` and ``-2a(1 - a²)``; elu: ``1, 0`` for ``a > 0``, else ``a + 1`` for both), so
+    only ``a`` is stored.
 
 Spec (:class:`Spec`, a NamedTuple; ``MLP.spec`` builds it)
     ``sizes`` int64 (L+1,), ``hidden_act`` int, ``out_act`` int, ``layer_norm`` int (0/1),
@@ -50,6 +51,11 @@ are views into the workspace, overwritten by the next call)
         ∂/∂params [Σ_b dY_b Y_b + Σ_b <G_b, H_b>]  (the critic's value and gradient-fitting
         losses in one pass: value vjp and double backprop fused)
     input_grad_vjp(spec, params, X, H, ws, dparams)      forward, then the above with dY = 0
+
+Compiled code checks nothing (no exceptions in kernels): the caller guarantees ``B <= Bc``,
+``X``/``H`` with ``n_0`` columns, ``dY`` with ``n_L``, ``params``/``dparams`` of the spec's
+length, and ``n_L == 1`` for the input-gradient kernels. :class:`fastd3pg.nn.MLP` validates
+all of this for Python callers.
 
 Double backprop, as reverse-over-forward: ``Σ_b <G_b, H_b>`` is the directional derivative
 ``ẏ`` of ``y`` along ``ẋ = H``. The tangent pass pushes ``ȧ_0 = H`` through the network
