@@ -18,6 +18,8 @@ EPS = 1e-5
 def _pre_activations(net, params, X):
     """Every hidden pre-activation (after layer norm) and the output's, for the kink margin."""
     blocks = {(n, l): params[o:o + int(np.prod(s))].reshape(s) for n, l, o, s in net.layout()}
+    acts = {"relu": lambda v: np.maximum(v, 0), "tanh": np.tanh, "linear": lambda v: v,
+            "elu": lambda v: np.where(v > 0, v, np.expm1(np.minimum(v, 0)))}
     L = len(net.sizes) - 1
     out, a = [], X
     for l in range(1, L + 1):
@@ -26,11 +28,7 @@ def _pre_activations(net, params, X):
             z = (z - z.mean(1, keepdims=True)) / np.sqrt(z.var(1, keepdims=True) + net.ln_eps)
             z = z * blocks["ln_gain", l] + blocks["ln_bias", l]
         out.append(z.ravel())
-        a = numpy_forward([net.sizes[l - 1], net.sizes[l]], "linear", "linear", False,
-                          np.concatenate([blocks["W", l].ravel(), blocks["b", l]]), a)
-        a = {"relu": lambda v: np.maximum(v, 0), "tanh": np.tanh, "linear": lambda v: v,
-             "elu": lambda v: np.where(v > 0, v, np.expm1(np.minimum(v, 0)))}[
-            net.activation if l < L else net.output_activation](z)
+        a = acts[net.activation if l < L else net.output_activation](z)
     return np.concatenate(out)
 
 
