@@ -38,6 +38,9 @@ from fastd3pg.control.configio import ConfigError, apply_overrides, overrides_fr
 ALGOS = {
     "ddpg": "fastd3pg.control.d3pg:DDPGAgent",
     "d3pg": "fastd3pg.control.d3pg:D3PGAgent",
+    "sac": "fastd3pg.control.sac:SACAgent",
+    "d3pg-sac": "fastd3pg.control.sac:HybridSACAgent",
+    "gd": "fastd3pg.control.gd:GDAgent",
 }
 
 TUNED_CONFIGS = Path(__file__).resolve().parent.parent / "runs" / "configs"
@@ -250,9 +253,13 @@ def run(env="Pendulum", algo="d3pg", seed=0, steps=20000, out=None, config=None,
             rows.append((t, wall, raw, mean, history.add(mean)))
             bar.update(t, wall, rate, rows[-1], final=t >= steps)
             _write_text(out / "metrics.csv", _metrics_text(rows))
-            if flag.stop or time.perf_counter() - last_checkpoint >= CHECKPOINT_EVERY_S or t >= steps:
+            plateau = hasattr(agent, "done") and agent.done()  # an early-stop rule (gd)
+            if (flag.stop or plateau or t >= steps
+                    or time.perf_counter() - last_checkpoint >= CHECKPOINT_EVERY_S):
                 _save_checkpoint(checkpoint, agent, settings, rows, t, wall)
                 last_checkpoint = time.perf_counter()
+            if plateau:
+                break
             if flag.stop and t < steps:
                 interrupted = True
                 break

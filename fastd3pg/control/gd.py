@@ -1,0 +1,350 @@
+"""GD: a neural actor trained with Adam on the exact gradient of the episode return,
+back-propagated through the whole simulated episode (PAPER.md §5, the paper's "GD" baseline).
+
+The actor is D3PG's (same network, same initialisation). One update:
+
+    s_0 ~ start distribution,   a_t = π_θ(s̃_t),   s_{t+1} = Γ(s_t, a_t),   r_t = r(s_t, a_t)
+    R(θ) = Σ_{t<L} γ^t r_t          (L: the horizon, or the step that terminates; γ = 1 default)
+
+and Adam steps on ``-∂R/∂θ``. The gradient comes from one backward (adjoint) sweep over the
+stored episode. With ``λ_t = ∂R_{≥t}/∂s_t`` the total derivative of the return-to-go
+``R_{≥t} = Σ_{k≥t} γ^{k-t} r_k`` with respect to the state (later actions following π_θ):
+
+    λ_L = 0
+    ā_t = dr/da_t + γ J_a,tᵀ λ_{t+1}                       (cotangent of the action a_t)
+    λ_t = dr/ds_t + γ J_s,tᵀ λ_{t+1} + (∂a_t/∂s_t)ᵀ ā_t,   ∂a_t/∂s_t = ∂π/∂s̃ · diag(∂s̃/∂s)
+    ∂R/∂θ = Σ_t γ^t (∂π_θ/∂θ (s̃_t))ᵀ ā_t
+
+``dr/ds``, ``dr/da``, ``J_s``, ``J_a`` are the simulator's (PAPER.md §2). The per-step actor
+Jacobian products ``(∂π/∂s̃)ᵀ ā_t`` are input vector-Jacobian products on one state; the
+parameter sum is one batched reverse pass over the whole episode. The termination step is a
+piecewise-constant function of θ, so it contributes nothing (the gradient is that of the
+return of the episode's fixed length, valid almost everywhere).
+
+Observation normalization is *fixed*: ``s̃ = clip((s - μ)/(σ + 1e-8), ±obs_clip)`` with the
+mean and std (floored at 0.1, as D3PG's) of ``norm_steps`` states visited by a uniform random
+controller at the start of the run, never updated afterwards, so that ``R`` is one fixed
+function of θ. ``∂s̃/∂s = 1/(σ + 1e-8)`` where the clip is inactive, 0 where it is. Those random
+steps are simulated steps and count as timesteps. ``normalize_obs = false`` uses ``s̃ = s``.
+
+Timesteps count simulated steps: ``train(n)`` runs whole updates until the run's simulated
+steps reach the driver's budget; an episode that overshoots is paid from the next period's
+budget. A non-finite gradient (an episode whose derivatives overflow) skips the update; the
+count is kept in ``stats.counters[C_SKIPPED]``.
+
+Early stop on a plateau: every :meth:`GDAgent.evaluate` call compares the normalized
+``return_mean`` with the best so far; an evaluation that beats the best by more than
+``plateau_tol`` resets a counter, any other increments it; :meth:`GDAgent.done` is true once
+``patience`` evaluations in a row brought no such improvement (the driver then stops the run).
+
+Tasks whose reward has no useful derivative (``env.differentiable_reward`` false: Acrobot) are
+refused.
+"""
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+
+from fastd3pg import rng as _rng
+from fastd3pg._jit import jit
+from fastd3pg.control import d3pg, metrics
+from fastd3pg.control.configio import ConfigError
+from fastd3pg.control.d3pg import (
+    HP_ACTOR_LR, HP_B1, HP_B2, HP_EPS, HP_GAMMA, HP_OBS_CLIP, IP_HORIZON, IP_NORM_OBS, IP_TASK,
+    normalize_states, refresh_moments,
+)
+from fastd3pg.control.sac import ActWork
+from fastd3pg.nn import MLP, adam_step
+from fastd3pg.nn import kernels as nnk
+from fastd3pg.nn.normalizer import normalizer_update
+from fastd3pg.physics import dispatch
+
+
+@dataclass(frozen=True)
+class GDConfig:
+    """Settings of GD; the actor network is D3PG's."""
+
+    lr: float = 1e-3  #: Adam learning rate
+    gamma: float = 1.0  #: discount of the optimized return (1: the episode return itself)
+    episodes_per_update: int = 1  #: episodes (fresh start states) averaged into one gradient
+    hidden: tuple = (64, 64)  #: hidden layer widths of the actor
+    activation: str = "relu"  #: hidden activation
+    layer_norm: bool = True  #: layer norm on hidden layers (dense -> LayerNorm -> activation)
+    out_init: float = 3e-3  #: output layer initialised U(±out_init), bias 0
+    normalize_obs: bool = True  #: fixed observation normalization from random-controller states
+    norm_steps: int = 400  #: random-controller steps that fix the normalization (counted as timesteps)
+    obs_clip: float = 5.0  #: clip of normalized observations
+    patience: int = 10  #: evaluations without improvement before the run stops
+    plateau_tol: float = 0.01  #: improvement of the normalized return_mean that counts
+    adam_beta1: float = 0.9  #: Adam β1
+    adam_beta2: float = 0.999  #: Adam β2
+    adam_eps: float = 1e-8  #: Adam ε (added outside the square root)
+
+    def validate(self):
+        checks = [
+            (self.lr > 0, "lr must be > 0"),
+            (0 <= self.gamma <= 1, "gamma must lie in [0, 1]"),
+            (self.episodes_per_update >= 1, "episodes_per_update must be >= 1"),
+            (len(self.hidden) >= 1 and all(isinstance(h, int) and h > 0 for h in self.hidden),
+             "hidden must be a non-empty list of positive integers"),
+            (self.norm_steps >= 1 or not self.normalize_obs,
+             "norm_steps must be >= 1 when normalize_obs is on"),
+            (self.obs_clip > 0, "obs_clip must be > 0"),
+            (self.patience >= 1 and self.plateau_tol >= 0,
+             "patience must be >= 1 and plateau_tol >= 0"),
+            (0 <= self.adam_beta1 < 1 and 0 <= self.adam_beta2 < 1 and self.adam_eps > 0,
+             "Adam needs 0 <= beta < 1 and eps > 0"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(f"invalid config: {message}")
+
+
+IP_EPISODES = 10  # after D3PG's int indices, whose IP_NORM_OBS, IP_HORIZON, IP_TASK are read
+N_HP, N_IP = 13, 11
+C_TOTAL, C_BUDGET, C_UPDATES, C_ADAM_T, C_SKIPPED = 0, 1, 2, 3, 4
+F_RETURN, F_BEST, F_SINCE = 0, 1, 2  # last training return; plateau rule's best and counter
+
+
+class Nets(NamedTuple):
+    theta: np.ndarray  # actor π
+    m_theta: np.ndarray  # Adam moments
+    v_theta: np.ndarray
+
+
+class Stats(NamedTuple):
+    obs: np.ndarray  # the fixed normalizer statistics
+    ret: np.ndarray  # unused return statistics, read by the shared kernels
+    counters: np.ndarray  # int64, C_*
+    scalars: np.ndarray  # float64, F_*
+    state: np.ndarray
+    rng: np.ndarray  # training stream
+    eval_rng: np.ndarray  # evaluation stream
+
+
+class Work(NamedTuple):
+    S: np.ndarray  # (T + 1, n) the episode's states
+    X: np.ndarray  # (T, n) normalized states
+    mask: np.ndarray  # (T, n) 1.0 where the clip is inactive
+    A: np.ndarray  # (T, m) actions
+    J_s: np.ndarray  # (T, n, n)
+    J_a: np.ndarray  # (T, n, m)
+    dr_ds: np.ndarray  # (T, n)
+    dr_da: np.ndarray  # (T, m)
+    abar: np.ndarray  # (T, m) ā_t, then the cotangents γ^t ā_t of the batched pass
+    lam: np.ndarray  # (n,) λ_{t+1}
+    lam_new: np.ndarray  # (n,) λ_t
+    dX: np.ndarray  # (1, n)
+    dtheta: np.ndarray  # one episode's -∂R/∂θ
+    grad: np.ndarray  # the update's gradient
+    wT: tuple  # actor workspace, batch T
+    w1: tuple  # actor workspace, batch 1
+    obs_mean: np.ndarray
+    obs_std: np.ndarray
+    ret: np.ndarray
+
+
+@jit
+def episode_gradient(p, spec_a, theta, stats, hp, ip, work, s0):
+    """One episode of π_θ from ``s0``: returns ``(R, L)`` and writes ``-∂R/∂θ`` into
+    ``work.dtheta`` (the adjoint sweep of the module docstring)."""
+    task, T = ip[IP_TASK], ip[IP_HORIZON]
+    gamma = hp[HP_GAMMA]
+    n, m = work.S.shape[1], work.A.shape[1]
+    refresh_moments(stats, work, ip[IP_NORM_OBS] == 1, False)
+    work.S[0] = s0
+    R = 0.0
+    disc = 1.0
+    L = 0
+    for t in range(T):
+        normalize_states(work.S[t:t + 1], work, hp[HP_OBS_CLIP], work.X[t:t + 1],
+                         work.mask[t:t + 1])
+        work.A[t] = nnk.forward(spec_a, theta, work.X[t:t + 1], work.w1)[0]
+        r, terminated = dispatch.step_jac(task, p, work.S[t], work.A[t], work.S[t + 1],
+                                          work.J_s[t], work.J_a[t], work.dr_ds[t], work.dr_da[t])
+        R += disc * r
+        disc *= gamma
+        L = t + 1
+        if terminated:
+            break
+    std = work.obs_std
+    work.lam[:] = 0.0  # λ_L = 0
+    for t in range(L - 1, -1, -1):
+        for j in range(m):  # ā_t = dr/da_t + γ J_a,tᵀ λ_{t+1}
+            acc = 0.0
+            for k in range(n):
+                acc += work.J_a[t, k, j] * work.lam[k]
+            work.abar[t, j] = work.dr_da[t, j] + gamma * acc
+        nnk.forward(spec_a, theta, work.X[t:t + 1], work.w1)
+        nnk.input_vjp(spec_a, theta, work.w1, work.abar[t:t + 1], work.dX)
+        for j in range(n):  # λ_t = dr/ds_t + γ J_s,tᵀ λ_{t+1} + (∂a_t/∂s_t)ᵀ ā_t
+            acc = 0.0
+            for k in range(n):
+                acc += work.J_s[t, k, j] * work.lam[k]
+            work.lam_new[j] = (work.dr_ds[t, j] + gamma * acc
+                               + work.dX[0, j] * work.mask[t, j] / (std[j] + 1e-8))
+        work.lam[:] = work.lam_new
+    # -∂R/∂θ = -Σ_t γ^t (∂π/∂θ)ᵀ ā_t, in one batched reverse pass.
+    disc = 1.0
+    for t in range(L):
+        for j in range(m):
+            work.abar[t, j] *= -disc
+        disc *= gamma
+    nnk.forward(spec_a, theta, work.X[:L], work.wT)
+    nnk.param_vjp(spec_a, theta, work.wT, work.abar[:L], work.dtheta)
+    return R, L
+
+
+@jit
+def random_state_statistics(p, stats, ip, steps, work):
+    """Merge ``steps`` states of a uniform random controller into ``stats.obs``."""
+    task, T = ip[IP_TASK], ip[IP_HORIZON]
+    s, a = work.S[0], work.A[0]
+    dispatch.reset(task, p, stats.rng, s)
+    t = 0
+    for _ in range(steps):
+        normalizer_update(stats.obs, s.reshape((1, s.shape[0])))
+        for j in range(a.shape[0]):
+            a[j] = 2.0 * _rng.uniform(stats.rng) - 1.0
+        _, terminated = dispatch.step(task, p, s, a, work.S[1])
+        s[:] = work.S[1]
+        t += 1
+        if terminated or t >= T:
+            dispatch.reset(task, p, stats.rng, s)
+            t = 0
+    stats.counters[C_TOTAL] += steps
+
+
+@jit
+def train_period(n_steps, p, spec_a, nets, stats, hp, ip, work):
+    """Updates until the run's simulated steps reach its budget, raised by ``n_steps``."""
+    stats.counters[C_BUDGET] += n_steps
+    k = ip[IP_EPISODES]
+    while stats.counters[C_TOTAL] < stats.counters[C_BUDGET]:
+        work.grad[:] = 0.0
+        total = 0.0
+        for _ in range(k):
+            dispatch.reset(ip[IP_TASK], p, stats.rng, stats.state)
+            R, L = episode_gradient(p, spec_a, nets.theta, stats, hp, ip, work, stats.state)
+            stats.counters[C_TOTAL] += L
+            total += R / k
+            for i in range(work.grad.shape[0]):
+                work.grad[i] += work.dtheta[i] / k
+        stats.scalars[F_RETURN] = total
+        if not np.all(np.isfinite(work.grad)):
+            stats.counters[C_SKIPPED] += 1
+            continue
+        stats.counters[C_ADAM_T] += 1
+        adam_step(nets.theta, work.grad, nets.m_theta, nets.v_theta, stats.counters[C_ADAM_T],
+                  hp[HP_ACTOR_LR], hp[HP_B1], hp[HP_B2], hp[HP_EPS])
+        stats.counters[C_UPDATES] += 1
+    return stats.scalars[F_RETURN]
+
+
+class GDAgent:
+    """Holds the arrays of a GD run (the training driver's interface, plus :meth:`done`)."""
+
+    config_class = GDConfig
+
+    def __init__(self, env, config, seed: int, total_steps: int | None = None):
+        if not env.differentiable_reward:
+            raise ValueError(f"gd needs a differentiable reward; {env.name}'s reward has no "
+                             f"useful derivative (use ddpg, d3pg, sac or d3pg-sac)")
+        self.env, self.config = env, config
+        c = config
+        n, m, T = env.state_dim, env.action_dim, env.horizon
+        self.actor = MLP([n, *c.hidden, m], activation=c.activation, output_activation="tanh",
+                         layer_norm=c.layer_norm)
+        # The same seed streams as D3PG's agent, so that every method starts from one actor.
+        seeds = np.random.SeedSequence(seed).generate_state(4)
+        theta = self.actor.init(seed=int(seeds[0]), out_scale=c.out_init)
+        self.nets = Nets(theta, np.zeros_like(theta), np.zeros_like(theta))
+        self.stats = Stats(np.zeros(2 * n + 1), np.zeros(3), np.zeros(5, dtype=np.int64),
+                           np.array([0.0, -np.inf, 0.0]), np.zeros(n),
+                           _rng.make_rng(int(seeds[2])), _rng.make_rng(int(seeds[3])))
+        self.work = Work(
+            np.zeros((T + 1, n)), np.zeros((T, n)), np.zeros((T, n)), np.zeros((T, m)),
+            np.zeros((T, n, n)), np.zeros((T, n, m)), np.zeros((T, n)), np.zeros((T, m)),
+            np.zeros((T, m)), np.zeros(n), np.zeros(n), np.zeros((1, n)), np.zeros_like(theta),
+            np.zeros_like(theta), self.actor.workspace(T), self.actor.workspace(1),
+            np.zeros(n), np.ones(n), np.array([0.0, 1.0]),
+        )
+        self.eval_work = ActWork(np.zeros((1, n)), np.zeros((1, n)), self.actor.workspace(1),
+                                 np.zeros(m), np.zeros(n), np.zeros(n), np.ones(n),
+                                 np.array([0.0, 1.0]))
+        hp = np.zeros(N_HP)
+        hp[[HP_GAMMA, HP_ACTOR_LR, HP_OBS_CLIP]] = c.gamma, c.lr, c.obs_clip
+        hp[[HP_B1, HP_B2, HP_EPS]] = c.adam_beta1, c.adam_beta2, c.adam_eps
+        self.hp = hp
+        ip = np.zeros(N_IP, dtype=np.int64)
+        ip[[IP_NORM_OBS, IP_HORIZON, IP_TASK, IP_EPISODES]] = (
+            int(c.normalize_obs), T, env.task_id, c.episodes_per_update)
+        self.ip = ip
+        self._normalize = metrics.normalizer(env)
+        if c.normalize_obs:
+            random_state_statistics(env.params, self.stats, ip, c.norm_steps, self.work)
+
+    @property
+    def timesteps(self) -> int:
+        return int(self.stats.counters[C_TOTAL])
+
+    def train(self, n_steps: int) -> float:
+        return train_period(n_steps, self.env.params, self.actor.spec, self.nets, self.stats,
+                            self.hp, self.ip, self.work)
+
+    def episode_gradient(self, s0, theta=None):
+        """``(R, ∂R/∂θ)`` of one episode from ``s0`` (at ``theta``, default the actor's)."""
+        theta = self.nets.theta if theta is None else np.ascontiguousarray(theta, dtype=float)
+        s0 = self.env._check(s0, self.env.state_dim, "s0")
+        R, _ = episode_gradient(self.env.params, self.actor.spec, theta, self.stats, self.hp,
+                                self.ip, self.work, s0)
+        return R, -self.work.dtheta.copy()
+
+    def evaluate(self) -> float:
+        """One deterministic episode's return; also advances the plateau rule."""
+        raw = d3pg.evaluate(self.env.params, self.actor.spec, self.nets, self.stats, self.hp,
+                            self.ip, self.eval_work)
+        value = self._normalize(raw)
+        sc = self.stats.scalars
+        if value > sc[F_BEST] + self.config.plateau_tol:
+            sc[F_BEST], sc[F_SINCE] = value, 0.0
+        else:
+            sc[F_SINCE] += 1.0
+        return raw
+
+    def done(self) -> bool:
+        """True once ``patience`` evaluations in a row brought no improvement."""
+        return bool(self.stats.scalars[F_SINCE] >= self.config.patience)
+
+    def finite(self) -> bool:
+        return bool(np.all(np.isfinite(self.nets.theta)))
+
+    def state_arrays(self) -> dict:
+        arrays = {f"nets.{k}": v for k, v in self.nets._asdict().items()}
+        arrays.update({f"stats.{k}": v for k, v in self.stats._asdict().items()})
+        return arrays
+
+    def load_state_arrays(self, arrays: dict):
+        for group, tup in (("nets", self.nets), ("stats", self.stats)):
+            for name in tup._fields:
+                key = f"{group}.{name}"
+                if key not in arrays:
+                    raise ValueError(f"checkpoint lacks {key}")
+                target = getattr(tup, name)
+                if target.shape != arrays[key].shape or target.dtype != arrays[key].dtype:
+                    raise ValueError(f"checkpoint's {key} has shape {arrays[key].shape}, "
+                                     f"expected {target.shape}")
+                target[...] = arrays[key]
+
+    def policy_arrays(self) -> dict:
+        refresh_moments(self.stats, self.eval_work, self.config.normalize_obs, False)
+        return {
+            "env": np.array(self.env.name), "sizes": np.array(self.actor.sizes),
+            "activation": np.array(self.config.activation),
+            "output_activation": np.array("tanh"),
+            "layer_norm": np.array(self.config.layer_norm),
+            "params": self.nets.theta.copy(), "obs_mean": self.eval_work.obs_mean.copy(),
+            "obs_std": self.eval_work.obs_std.copy(),
+            "obs_clip": np.array(self.config.obs_clip if self.config.normalize_obs else np.inf),
+        }
