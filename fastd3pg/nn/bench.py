@@ -15,7 +15,7 @@ The NumPy reference runs exactly the matrix products of ``forward + vjp`` (``X W
 started with ``OPENBLAS_NUM_THREADS = OMP_NUM_THREADS = MKL_NUM_THREADS = 1`` (BLAS reads
 these when NumPy is first imported, and the benchmark's own process has imported NumPy
 already), so the comparison is one core against one core. Both sides of that comparison
-(and the ``input_grad_vjp / vjp`` ratio) are the best of three alternating rounds of medians,
+(and the ``input_grad_vjp / vjp`` ratio) are the best of 7 (``--quick``: 3) alternating rounds of medians,
 so that a machine shared with other work slows both alike.
 """
 
@@ -167,6 +167,7 @@ def _time_kernels(net, B, repeat):
 
 def tables(quick=False):
     repeat = 3 if quick else 7
+    rounds = 3 if quick else 7
     rows, ratio_rows, variant_rows = [], [], []
     for sizes in SHAPES:
         net = MLP(sizes, "relu", "linear", layer_norm=False)
@@ -175,10 +176,10 @@ def tables(quick=False):
             fl = flops(sizes, B)
             for name, t in times.items():
                 rows.append([str(sizes), B, name, t * 1e6, fl[name] / t / 1e9])
-            # Both sides best of 3 alternating rounds: on a shared machine, the minimum is the
+            # Both sides best of several alternating rounds: on a shared machine, the minimum is the
             # fairer estimate of what each reaches, and alternating exposes both to the same load.
             t_ours, t_igv, t_blas = times["vjp"], times["input_grad_vjp"], np.inf
-            for _ in range(3):
+            for _ in range(rounds):
                 t_v, t_i = _vjp_times(net, B, repeat)
                 t_ours, t_igv = min(t_ours, t_v), min(t_igv, t_i)
                 t_blas = min(t_blas, numpy_blas_time(sizes, B, repeat))
@@ -197,7 +198,7 @@ def tables(quick=False):
               note="vjp = forward + reverse pass; critic update = forward_input_grad + "
                    "backward_value_and_input_grad. GFLOP/s count matrix products only."),
         Table("nn: forward + vjp against NumPy BLAS (single-threaded, same matrix products; "
-              "best of 3 alternating rounds each)",
+              f"best of {rounds} alternating rounds each)",
               ["sizes", "batch", "ours GFLOP/s", "NumPy GFLOP/s", "ours/NumPy",
                "input_grad_vjp / vjp time"], ratio_rows,
               note="Targets at batch 64, [17, 64, 64, 1]: ours/NumPy >= 0.5, "
