@@ -7,8 +7,10 @@ matrix products (2 flops per multiply-add; the element-wise work is not counted)
     forward          F = 2 B Σ_l n_{l-1} n_l
     vjp              forward + weight gradients (F) + input cotangents (F): 3F
     input_grad       forward + input cotangents: 2F
-    input_grad_vjp   forward + tangent pass (F) + both cotangents over primal and tangent
-                     rows (2F + 2F, less the input layer's cotangent 2·2B n_0 n_1): ≈ 6F
+    input_grad_vjp   forward + tangent pass (F) + weight gradients over the stacked primal
+                     and tangent rows (2F) + their input cotangents, except the input layer's
+                     (2F - 2 f_1, f_1 = 2 B n_0 n_1): 6F - 2 f_1
+    critic update    forward_input_grad (2F) + backward_value_and_input_grad (5F - 2 f_1)
 
 The NumPy reference runs exactly the matrix products of ``forward + vjp`` (``X W``, ``Aᵀ D``,
 ``D Wᵀ`` per layer, with ``out=`` buffers) through ``np.matmul``. It runs in a child process
@@ -132,8 +134,8 @@ def flops(sizes, batch):
     F = 2 * batch * sum(sizes[l] * sizes[l + 1] for l in range(len(sizes) - 1))
     first = 2 * batch * sizes[0] * sizes[1]
     return {"forward": F, "vjp": 3 * F, "input_grad": 2 * F,
-            "input_grad_vjp": F + F + 2 * (2 * F) + 2 * (2 * F - 2 * first),
-            "critic update": 2 * F + F + 2 * (2 * F) + 2 * (2 * F - 2 * first)}
+            "input_grad_vjp": F + F + 2 * F + 2 * (F - first),
+            "critic update": 2 * F + F + 2 * F + 2 * (F - first)}
 
 
 def _vjp_times(net, B, repeat):
