@@ -251,9 +251,9 @@ def run(env="Pendulum", algo="d3pg", seed=0, steps=20000, out=None, config=None,
             mean = normalize(raw)
             wall = time.perf_counter() - start
             rows.append((t, wall, raw, mean, history.add(mean)))
-            bar.update(t, wall, rate, rows[-1], final=t >= steps)
-            _write_text(out / "metrics.csv", _metrics_text(rows))
             plateau = hasattr(agent, "done") and agent.done()  # an early-stop rule (gd)
+            bar.update(t, wall, rate, rows[-1], final=t >= steps or plateau)
+            _write_text(out / "metrics.csv", _metrics_text(rows))
             if (flag.stop or plateau or t >= steps
                     or time.perf_counter() - last_checkpoint >= CHECKPOINT_EVERY_S):
                 _save_checkpoint(checkpoint, agent, settings, rows, t, wall)
@@ -416,14 +416,17 @@ def main(argv=None) -> int:
     print(f"fastd3pg {fastd3pg.__version__}: {args.algo} on {args.env}, seed {args.seed}, "
           f"{args.steps} steps -> {out}", flush=True)
     try:
-        run(env=args.env, algo=args.algo, seed=args.seed, steps=args.steps, out=out,
-            config=args.config, resume=args.resume, progress=sys.stdout, **overrides)
+        result = run(env=args.env, algo=args.algo, seed=args.seed, steps=args.steps, out=out,
+                     config=args.config, resume=args.resume, progress=sys.stdout, **overrides)
     except KeyboardInterrupt as stop:
         print(f"\n{parser.prog}: {stop.args[0] if stop.args else 'interrupted'}", file=sys.stderr)
         return 130
     except (ConfigError, TrainingError, ValueError) as err:
         print(f"{parser.prog}: error: {err}", file=sys.stderr)
         return 1
+    if result["timesteps"][-1] < args.steps:
+        print(f"stopped early at timestep {result['timesteps'][-1]}: return_mean plateaued",
+              flush=True)
     print(f"done: {out}/metrics.csv, policy.npz, curve.png", flush=True)
     return 0
 

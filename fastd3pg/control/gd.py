@@ -73,9 +73,9 @@ class GDConfig:
     layer_norm: bool = True  #: layer norm on hidden layers (dense -> LayerNorm -> activation)
     out_init: float = 3e-3  #: output layer initialised U(±out_init), bias 0
     normalize_obs: bool = True  #: fixed observation normalization from random-controller states
-    norm_steps: int = 400  #: random-controller steps that fix the normalization (counted as timesteps)
+    norm_steps: int = 400  #: random-controller steps that fix the normalization (timesteps)
     obs_clip: float = 5.0  #: clip of normalized observations
-    patience: int = 10  #: evaluations without improvement before the run stops
+    patience: int = 20  #: evaluations without improvement before the run stops
     plateau_tol: float = 0.01  #: improvement of the normalized return_mean that counts
     adam_beta1: float = 0.9  #: Adam β1
     adam_beta2: float = 0.999  #: Adam β2
@@ -281,7 +281,7 @@ class GDAgent:
         ip[[IP_NORM_OBS, IP_HORIZON, IP_TASK, IP_EPISODES]] = (
             int(c.normalize_obs), T, env.task_id, c.episodes_per_update)
         self.ip = ip
-        self._normalize = metrics.normalizer(env)
+        self._normalize = None  # the metrics' normalizer, made at the first evaluation
         if c.normalize_obs:
             random_state_statistics(env.params, self.stats, ip, c.norm_steps, self.work)
 
@@ -305,6 +305,8 @@ class GDAgent:
         """One deterministic episode's return; also advances the plateau rule."""
         raw = d3pg.evaluate(self.env.params, self.actor.spec, self.nets, self.stats, self.hp,
                             self.ip, self.eval_work)
+        if self._normalize is None:
+            self._normalize = metrics.normalizer(self.env)
         value = self._normalize(raw)
         sc = self.stats.scalars
         if value > sc[F_BEST] + self.config.plateau_tol:

@@ -2,7 +2,8 @@
 (``d3pg-sac``: PAPER.md §2's gradient-fitting term added to each of SAC's critics, paper
 appendix A.2).
 
-SAC, as compiled here (one update per env step after a short uniform-random warm-up):
+SAC, as compiled here (one update per env step once a minibatch is stored; the first
+``warmup_steps`` actions are uniformly random):
 
     actor       π_θ(s) = tanh(u),  u = μ_θ(s) + σ_θ(s) ⊙ ε,  ε ~ N(0, I)        (reparameterized)
                 log σ = lo + (hi - lo)(tanh ℓ + 1)/2   (ℓ: the network's raw log-std head)
@@ -89,7 +90,7 @@ class HybridSACConfig:
     layer_norm: bool = False  #: layer norm on hidden layers
     out_init: float = 3e-3  #: output layers initialised U(±out_init), bias 0
     buffer_size: int = 1_000_000  #: replay capacity (capped at the run's timesteps)
-    warmup_steps: int = 1000  #: first env steps act uniformly at random (updates start once a batch is stored)
+    warmup_steps: int = 1000  #: first env steps act uniformly at random (updates already run)
     rollout_steps: int = 1  #: env steps per cycle
     train_steps: int = 1  #: gradient updates per cycle
     obs_clip: float = 5.0  #: clip of normalized observations

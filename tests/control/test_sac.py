@@ -224,12 +224,13 @@ def test_same_seed_same_numbers_and_driver_outputs(tmp_path):
     assert policy(np.array([-0.5])).shape == (1,)
 
 
-# Learning: a fixed seed, 12,000 env steps (60 episodes) on Pendulum. Both methods pass 0.6
-# normalized return (random ↦ 0, max_reward × horizon ↦ 1) as the mean of the last three
-# evaluations; a policy that does not swing up stays below ~0.3. Hybrid SAC uses the Pendulum
-# weights w1 = 1, w2 = 0.01 from the paper's grid {1, 0.1, 0.01} (appendix A.1): with w2 = 1
-# the state-gradient term dominates this task's critic loss and it does not learn in this budget.
-PENDULUM_STEPS, PENDULUM_THRESHOLD = 12000, 0.6
+# Learning: a fixed seed, 20,000 env steps (100 episodes) on Pendulum, then the deterministic
+# policy's mean normalized return (random ↦ 0, max_reward × horizon ↦ 1) over 10 evaluation
+# episodes must pass 0.6 (seeds 0-2 reach 0.82-0.90 with both methods; a policy that does not
+# swing up stays below ~0.3). Hybrid SAC uses the Pendulum weights w1 = 1, w2 = 0.01 from the
+# paper's grid {1, 0.1, 0.01} (appendix A.1): with w2 = 1 the state-gradient term dominates this
+# task's critic loss and it does not learn in this budget.
+PENDULUM_STEPS, PENDULUM_THRESHOLD = 20000, 0.6
 
 
 @pytest.mark.skipif("Pendulum" not in names(), reason="Pendulum is not registered")
@@ -239,8 +240,6 @@ def test_learns_pendulum(cls, overrides):
     normalize = metrics.normalizer(env)
     config = dataclasses.replace(cls.config_class(), **overrides)
     agent = cls(env, config, seed=0, total_steps=PENDULUM_STEPS)
-    returns = []
-    for _ in range(PENDULUM_STEPS // metrics.EVAL_EVERY):
-        agent.train(metrics.EVAL_EVERY)
-        returns.append(normalize(agent.evaluate()))
-    assert np.mean(returns[-3:]) > PENDULUM_THRESHOLD, returns
+    agent.train(PENDULUM_STEPS)
+    returns = [normalize(agent.evaluate()) for _ in range(10)]
+    assert np.mean(returns) > PENDULUM_THRESHOLD, returns
