@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from fastd3pg import train
+from fastd3pg.control import metrics
 from fastd3pg.control.d3pg import D3PGAgent, D3PGConfig
 from fastd3pg.control.gd import C_BUDGET, GDAgent, GDConfig
 from fastd3pg.physics import make, names
@@ -105,3 +106,20 @@ def test_refuses_a_reward_without_derivatives():
     if "Acrobot" in names():
         with pytest.raises(ValueError, match="Acrobot"):
             GDAgent(make("Acrobot"), GDConfig(), 0)
+
+
+def test_learns_masspoint_close_to_the_optimum():
+    """MassPoint's optimum is full speed to the goal (0.913 normalized); 8,000 simulated steps
+    of GD (seed 0) come within 0.05 of it in normalized return (the initial actor, with
+    actions near 0, gets 0.03)."""
+    env = make("MassPoint")
+    env.reset(seed=0)
+    optimum, done = 0.0, False
+    while not done:
+        _, r, terminated, truncated, _ = env.step([1.0])
+        optimum += r
+        done = terminated or truncated
+    normalize = metrics.normalizer(env)
+    agent = GDAgent(env, GDConfig(), 0)
+    agent.train(8000)
+    assert normalize(agent.evaluate()) > normalize(optimum) - 0.05
