@@ -123,3 +123,12 @@ def test_learns_masspoint_close_to_the_optimum():
     agent = GDAgent(env, GDConfig(), 0)
     agent.train(8000)
     assert normalize(agent.evaluate()) > normalize(optimum) - 0.05
+
+
+def test_resume_gives_the_numbers_of_an_uninterrupted_run(tmp_path):
+    quick = dict(hidden=(8, 8), patience=100)
+    whole = train.run(env="MassPoint", algo="gd", seed=1, steps=2400, out=tmp_path / "a", **quick)
+    train.run(env="MassPoint", algo="gd", seed=1, steps=1600, out=tmp_path / "b", **quick)
+    resumed = train.run(env="MassPoint", algo="gd", seed=1, steps=2400, out=tmp_path / "b",
+                        resume=True, **quick)
+    np.testing.assert_array_equal(resumed["return_raw"], whole["return_raw"])

@@ -243,3 +243,13 @@ def test_learns_pendulum(cls, overrides):
     agent.train(PENDULUM_STEPS)
     returns = [normalize(agent.evaluate()) for _ in range(10)]
     assert np.mean(returns) > PENDULUM_THRESHOLD, returns
+
+
+@pytest.mark.parametrize("algo", ["sac", "d3pg-sac"])
+def test_resume_gives_the_numbers_of_an_uninterrupted_run(algo, tmp_path):
+    quick = dict(hidden=(8, 8), batch_size=8, warmup_steps=100)
+    whole = train.run(env="MassPoint", algo=algo, seed=1, steps=2400, out=tmp_path / "a", **quick)
+    train.run(env="MassPoint", algo=algo, seed=1, steps=1600, out=tmp_path / "b", **quick)
+    resumed = train.run(env="MassPoint", algo=algo, seed=1, steps=2400, out=tmp_path / "b",
+                        resume=True, **quick)
+    np.testing.assert_array_equal(resumed["return_raw"], whole["return_raw"])
