@@ -29,8 +29,10 @@ same ``w1``, ``w2``, ``reg``). The target is differentiated with the noise ε' h
           μ̄ = ū,   ℓ̄ = (ū σ ε' + α) (hi - lo)/2 (1 - tanh² ℓ)  (log σ enters u and -log σ)
     g_s = dr/ds + γ (1 - done) J_sᵀ v,   g_a = dr/da + γ (1 - done) J_aᵀ v          (eq. 2)
 
-``v`` is then exactly ``∂y/∂s'`` with ε' fixed, and ``g_s``, ``g_a`` are ``∂y/∂s``, ``∂y/∂a``
-through the simulator (tests/control/test_sac.py checks this by central differences).
+(the networks see ``s̃'``: the input gradient is multiplied by ``∂s̃'/∂s'``, D3PG's chain rule,
+when observations are normalized). ``γ (1 - done) v`` is then exactly ``∂y/∂s'`` with ε' fixed,
+and ``g_s``, ``g_a`` are ``∂y/∂s``, ``∂y/∂a`` through the simulator (tests/control/test_sac.py
+checks this by central differences).
 
 Reused from :mod:`fastd3pg.control.d3pg` rather than repeated: the observation normalization
 (``refresh_moments``, ``normalize_states``; off by default for SAC, as in Haarnoja et al.), the
