@@ -6,7 +6,7 @@ are rescaled linearly so that a random controller's average return maps to 0 and
 ``max_reward × horizon`` maps to 1.
 
 The random controller draws actions uniformly from [-1, 1]^m at every step. Its average return
-is estimated once per task (and per physical-parameter vector) from ``RANDOM_EPISODES``
+is estimated once per task (and per horizon and physical-parameter vector) from ``RANDOM_EPISODES``
 episodes with the fixed seed ``RANDOM_SEED``; the estimate is deterministic, so every run,
 method and machine normalises with the same number (``runs/README.md`` lists them).
 """
@@ -50,7 +50,7 @@ def _random_returns(task_id, p, n, m, horizon, episodes, rng):
 
 def random_return(env) -> float:
     """The random controller's average episode return on ``env`` (cached per process)."""
-    key = (env.name, env.params.tobytes())
+    key = (env.name, int(env.horizon), env.params.tobytes())
     if key not in _random_cache:
         rng = _rng.make_rng(RANDOM_SEED)
         returns = _random_returns(

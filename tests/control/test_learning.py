@@ -35,3 +35,11 @@ def test_pendulum_beats_threshold_within_budget(algo, tmp_path):
     res = train.run(env="Pendulum", algo=algo, seed=0, steps=20000, out=tmp_path)
     assert res["return_mean"].max() >= 0.75, res["return_mean"]
     assert res["return_history"][-1] > 0.1, res["return_history"]
+
+
+def test_random_return_is_per_horizon():
+    env = make("Pendulum")
+    full = metrics.random_return(env)
+    env.horizon = 10
+    assert metrics.random_return(env) > full  # fewer (negative) rewards
+    assert metrics.random_return(make("Pendulum")) == full
