@@ -131,3 +131,18 @@ def test_load_policy_runs_in_numpy_and_matches_the_agents_actor(tmp_path):
         policy(np.zeros(4))
     with pytest.raises(FileNotFoundError):
         train.load_policy(tmp_path / "nothing")
+
+
+def test_a_loaded_policy_drives_gymnasiums_pendulum(tmp_path):
+    gym = pytest.importorskip("gymnasium")
+    train.run(env="Pendulum", algo="d3pg", seed=0, steps=800, out=tmp_path, **QUICK)
+    policy = train.load_policy(tmp_path / "policy.npz")
+    env = gym.make("Pendulum-v1")
+    obs, _ = env.reset(seed=0)
+    total = 0.0
+    for _ in range(20):
+        action = policy(obs)  # float32 observation in, action in [-1, 1]
+        assert action.shape == (1,) and abs(action[0]) <= 1
+        obs, reward, terminated, truncated, _ = env.step(2.0 * action)
+        total += reward
+    assert np.isfinite(total)
