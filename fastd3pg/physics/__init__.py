@@ -6,6 +6,7 @@
 >>> tr = env.transition(state, [1.0])   # next_state, reward, terminated, J_s, J_a, dr_ds, dr_da
 """
 
+from fastd3pg.physics.acrobot import Acrobot
 from fastd3pg.physics.base import Env, Transition
 from fastd3pg.physics.cartpole import CartPole
 from fastd3pg.physics.cartpole_swingup import CartPoleSwingUp
@@ -24,6 +25,7 @@ _TASKS = {
         CartPoleSwingUp,
         Pendulum,
         MountainCar,
+        Acrobot,
         RollingDie,
     )
 }

@@ -10,6 +10,7 @@ import numpy as np
 
 from fastd3pg._jit import jit
 from fastd3pg.physics import (
+    acrobot,
     cartpole,
     cartpole_swingup,
     masspoint,
@@ -31,6 +32,8 @@ def reset(task_id, p, rng, out):
         pendulum.reset(p, rng, out)
     elif task_id == 4:
         mountain_car.reset(p, rng, out)
+    elif task_id == 5:
+        acrobot.reset(p, rng, out)
     elif task_id == 6:
         rolling_die.reset(p, rng, out)
     else:
@@ -49,6 +52,8 @@ def step(task_id, p, s, a, out):
         return pendulum.step(p, s, a, out)
     if task_id == 4:
         return mountain_car.step(p, s, a, out)
+    if task_id == 5:
+        return acrobot.step(p, s, a, out)
     if task_id == 6:
         return rolling_die.step(p, s, a, out)
     out[:] = np.nan
@@ -67,6 +72,8 @@ def step_jac(task_id, p, s, a, out, J_s, J_a, dr_ds, dr_da):
         return pendulum.step_jac(p, s, a, out, J_s, J_a, dr_ds, dr_da)
     if task_id == 4:
         return mountain_car.step_jac(p, s, a, out, J_s, J_a, dr_ds, dr_da)
+    if task_id == 5:
+        return acrobot.step_jac(p, s, a, out, J_s, J_a, dr_ds, dr_da)
     if task_id == 6:
         return rolling_die.step_jac(p, s, a, out, J_s, J_a, dr_ds, dr_da)
     out[:] = np.nan
