@@ -10,6 +10,7 @@ from fastd3pg.physics.acrobot import Acrobot
 from fastd3pg.physics.base import Env, Transition
 from fastd3pg.physics.cartpole import CartPole
 from fastd3pg.physics.cartpole_swingup import CartPoleSwingUp
+from fastd3pg.physics.half_cheetah import HalfCheetah
 from fastd3pg.physics.masspoint import MassPoint
 from fastd3pg.physics.mountain_car import MountainCar
 from fastd3pg.physics.pendulum import Pendulum
@@ -27,6 +28,7 @@ _TASKS = {
         MountainCar,
         Acrobot,
         RollingDie,
+        HalfCheetah,
     )
 }
 

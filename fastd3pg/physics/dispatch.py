@@ -13,6 +13,7 @@ from fastd3pg.physics import (
     acrobot,
     cartpole,
     cartpole_swingup,
+    half_cheetah,
     masspoint,
     mountain_car,
     pendulum,
@@ -36,6 +37,8 @@ def reset(task_id, p, rng, out):
         acrobot.reset(p, rng, out)
     elif task_id == 6:
         rolling_die.reset(p, rng, out)
+    elif task_id == 7:
+        half_cheetah.reset(p, rng, out)
     else:
         out[:] = np.nan
 
@@ -56,6 +59,8 @@ def step(task_id, p, s, a, out):
         return acrobot.step(p, s, a, out)
     if task_id == 6:
         return rolling_die.step(p, s, a, out)
+    if task_id == 7:
+        return half_cheetah.step(p, s, a, out)
     out[:] = np.nan
     return np.nan, True
 
@@ -76,6 +81,8 @@ def step_jac(task_id, p, s, a, out, J_s, J_a, dr_ds, dr_da):
         return acrobot.step_jac(p, s, a, out, J_s, J_a, dr_ds, dr_da)
     if task_id == 6:
         return rolling_die.step_jac(p, s, a, out, J_s, J_a, dr_ds, dr_da)
+    if task_id == 7:
+        return half_cheetah.step_jac(p, s, a, out, J_s, J_a, dr_ds, dr_da)
     out[:] = np.nan
     return np.nan, True
 

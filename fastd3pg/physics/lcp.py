@@ -41,7 +41,9 @@ import numpy as np
 from fastd3pg._jit import jit
 
 OK, RAY, MAX_PIVOTS, NOT_FINITE = 0, 1, 2, 3
-STATUS_NAMES = ("ok", "ray termination (infeasible)", "pivot budget exhausted", "NaN or inf in data")
+STATUS_NAMES = (
+    "ok", "ray termination (infeasible)", "pivot budget exhausted", "NaN or inf in data",
+)
 
 
 @jit

@@ -17,7 +17,8 @@ def check_solution(M, q, z, w):
 
 
 def known_solution_problem(rng, n, kind):
-    """A random LCP with a known solution: a complementary pair ``(z*, w*)`` and ``q = w* - M z*``."""
+    """A random LCP with a known solution: a complementary pair ``(z*, w*)``, then
+    ``q = w* - M z*``."""
     if kind == "psd":
         B = rng.normal(size=(n, n // 2 + 1))
         M = B @ B.T
