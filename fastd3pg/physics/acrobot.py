@@ -69,7 +69,8 @@ from fastd3pg.physics import integrators as rk
 from fastd3pg.physics.base import Env
 
 # Every kernel is inlined into its callers (dispatch, compiled training loops), like the other
-# contact-free tasks.
+# contact-free tasks. The kernel contract passes no workspace, so the RK4 stages' vectors and
+# Jacobians live in one or two small arrays allocated per step.
 
 # Parameter vector layout.
 M1, M2, L1, LC1, LC2, MOI, GRAVITY, DT, MAX_VEL_1, MAX_VEL_2, RESET_HIGH = range(11)
