@@ -274,7 +274,8 @@ class GDAgent:
                                  np.zeros(m), np.zeros(n), np.zeros(n), np.ones(n),
                                  np.array([0.0, 1.0]))
         hp = np.zeros(N_HP)
-        hp[[HP_GAMMA, HP_ACTOR_LR, HP_OBS_CLIP]] = c.gamma, c.lr, c.obs_clip
+        hp[[HP_GAMMA, HP_ACTOR_LR, HP_OBS_CLIP]] = (
+            c.gamma, c.lr, c.obs_clip if c.normalize_obs else np.inf)  # s̃ = s without normalization
         hp[[HP_B1, HP_B2, HP_EPS]] = c.adam_beta1, c.adam_beta2, c.adam_eps
         self.hp = hp
         ip = np.zeros(N_IP, dtype=np.int64)

@@ -540,7 +540,8 @@ class HybridSACAgent:
         self.dalpha = np.zeros(1)
         hp = np.zeros(N_HP)
         hp[[HP_GAMMA, HP_TAU, HP_ACTOR_LR, HP_CRITIC_LR, HP_L2, HP_W1, HP_W2, HP_OBS_CLIP]] = (
-            c.gamma, c.tau, c.actor_lr, c.critic_lr, c.critic_l2, c.w1, c.w2, c.obs_clip)
+            c.gamma, c.tau, c.actor_lr, c.critic_lr, c.critic_l2, c.w1, c.w2,
+            c.obs_clip if c.normalize_obs else np.inf)  # no clip on raw states (policy.npz's)
         hp[[HP_B1, HP_B2, HP_EPS]] = c.adam_beta1, c.adam_beta2, c.adam_eps
         hp[[HP_ALPHA_LR, HP_TARGET_ENTROPY, HP_LOG_STD_MIN, HP_LOG_STD_MAX]] = (
             c.alpha_lr, c.target_entropy * m, c.log_std_min, c.log_std_max)

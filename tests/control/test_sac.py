@@ -206,6 +206,21 @@ def test_policy_file_runs_the_mean_action(tmp_path):
     np.testing.assert_allclose(policy(S), np.tanh(out[:, :env.action_dim]), rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("normalize_obs", [False, True])
+def test_policy_file_acts_as_the_evaluated_actor_on_large_states(normalize_obs):
+    env = make(TASKS[-1])
+    cfg = HybridSACConfig(hidden=(8, 8), batch_size=8, warmup_steps=20, out_init=0.5,
+                          normalize_obs=normalize_obs)
+    agent = HybridSACAgent(env, cfg, 0, total_steps=200)
+    agent.train(200)
+    policy = train.Policy(agent.policy_arrays())
+    actor = sac.DeterministicActor(agent.mean_actor_params())
+    for s in np.random.default_rng(0).normal(0, 20, (5, env.state_dim)):  # beyond ±obs_clip
+        d3pg.act(agent.mean_actor.spec, actor.theta, agent.stats, agent.hp, agent.ip,
+                 agent.eval_work, s)
+        np.testing.assert_allclose(policy(s), agent.eval_work.a, rtol=1e-12, atol=1e-12)
+
+
 def normalized_agent_states(agent, S):
     d3pg.refresh_moments(agent.stats, agent.work, True, False)
     return normalized(agent, S)
