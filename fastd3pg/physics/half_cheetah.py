@@ -42,8 +42,9 @@ Dynamics (one step of ``h = dt = 0.01`` s; semi-implicit Euler at the velocity l
         q⁺ = q + h v⁺                                                                        (2)
 
 Contact (Stewart & Trinkle 1996; Anitescu & Potra 1997)
-    Four ground points against ``z = 0``: the back and front feet (shin ends) and the torso's
-    ends (``±torso_half_length``).  Contact ``i`` has gap ``g_i = p_z``, normal row
+    Six ground points against ``z = 0``: the back and front feet (shin ends), the torso's
+    ends (``±torso_half_length``) and the knees (thigh ends), so that no joint or end of the
+    body sinks (points along the links between them can touch the ground unopposed).  Contact ``i`` has gap ``g_i = p_z``, normal row
     ``n_i = ∂p_z/∂q`` and, the world being planar, the two tangent directions ``±t_i``,
     ``t_i = ∂p_x/∂q`` (the 2-D friction "polygon"), with ``W = [n_i, t_i, -t_i]_i``.  The
     unknowns per contact are ``λn`` (normal impulse), ``β±`` (friction impulses) and the slack
@@ -53,7 +54,7 @@ Contact (Stewart & Trinkle 1996; Anitescu & Potra 1997)
         0 ≤ β± ⊥ ±t·v⁺ + γ + ε β± ≥ 0                                                         (3)
         0 ≤ γ  ⊥ μ λn - β⁺ - β⁻ + δ ≥ 0
 
-    with ``μ = friction = 0.9``.  Eliminating ``v⁺ = M_eff⁻¹ (b + W λ)`` gives an LCP in up to 16
+    with ``μ = friction = 0.9``.  Eliminating ``v⁺ = M_eff⁻¹ (b + W λ)`` gives an LCP in up to 24
     unknowns, solved by :mod:`fastd3pg.physics.lcp` (Lemke).  Only points within
     ``MARGIN = 0.1`` m of the ground enter it; if the solution would carry a point left out
     below the ground (``g + h n·v⁺ < 0``) that point is added and the LCP solved again, so the
@@ -75,9 +76,13 @@ Contact (Stewart & Trinkle 1996; Anitescu & Potra 1997)
     *Regularisation*: ``ε = cfm = 1e-6`` (m/s per N s) is a tiny compliance (ODE's constraint
     force mixing) that makes the active-set system below nonsingular even for redundant
     contacts; its effect on the motion is ~1e-6 m/s.
-    *Failure*: if Lemke's method does not return a solution (ray termination, pivot budget,
-    NaN), the next state and the reward are NaN (never a silent wrong state), and
-    ``HalfCheetah.contact_info`` reports the status.
+    *Failure*: if Lemke's method does not return a checked solution (ray termination, pivot
+    budget, NaN, or a solution failing the solver's final check, see
+    :mod:`fastd3pg.physics.lcp`), the LCP is solved once more with the contacts in reverse
+    order (the same problem, permuted: near-degenerate problems, e.g. a foot and a knee on
+    the ground at once, can end in a slightly infeasible basis on one pivot path and not on
+    another).  If that fails too, the next state and the reward are NaN (never a silent wrong
+    state), and ``HalfCheetah.contact_info`` reports the status.
 Reward
     ``r = ẋ⁺ - 0.1 uᵀu`` with ``ẋ⁺`` the root's forward velocity after the step and ``u`` the
     clipped action.  ``dr/ds = J_s[7]``, ``dr/da = J_a[7] - 0.2 u``.  ``max_reward = 10``: a
@@ -134,13 +139,14 @@ from fastd3pg.physics.base import Env
 ) = range(19)
 
 NQ = 7  # generalized coordinates
-NC = 4  # contact points: back foot, front foot, torso back end, torso front end
+NC = 6  # contact points: feet, torso ends, knees (body points 5..10)
+NPT = 11  # body points
 NL = 4 * NC  # LCP unknowns: (λn, β⁺, β⁻, γ) per contact
 NIN = 2 * NQ + 4  # Jacobian columns: q, v, a
 MAX_PIVOTS = 50 * (NL + 1)
 JOINT_LO = np.array([-1.05, -0.785, -0.7, -0.87])
 JOINT_HI = np.array([0.52, 0.785, 1.0, 1.2])
-INFO_SIZE = 2 + NL + NC  # status, pivots, z (16), gaps (4)
+INFO_SIZE = 2 + NL + NC  # status, pivots, z (NL), gaps (NC)
 MARGIN = 0.1  # points closer to the ground than this (m) enter the LCP
 
 
@@ -166,12 +172,13 @@ def _chains(p, links, rx, ry, nterms, q):
     """Body points as chains of link terms ``r_t = R(φ_t) b_t`` (world vectors).
 
     Points: 0 torso centre, 1 back thigh centre, 2 back shin centre, 3 front thigh centre,
-    4 front shin centre, 5 back foot, 6 front foot, 7 torso back end, 8 torso front end."""
+    4 front shin centre, 5 back foot, 6 front foot, 7 torso back end, 8 torso front end,
+    9 back knee, 10 front knee."""
     th = q[2]
     phi = (th, th + q[3], th + q[3] + q[4], th + q[5], th + q[5] + q[6])
     L0, hip, l1, l2 = p[TORSO_HALF], p[HIP], p[THIGH_LEN], p[SHIN_LEN]
     # (point, term) -> (link, bx, by)
-    for pt in range(9):
+    for pt in range(NPT):
         nterms[pt] = 0
     _add(links, rx, ry, nterms, 1, 0, -hip, 0.0, phi)
     _add(links, rx, ry, nterms, 1, 1, 0.0, -0.5 * l1, phi)
@@ -191,6 +198,10 @@ def _chains(p, links, rx, ry, nterms, q):
     _add(links, rx, ry, nterms, 6, 4, 0.0, -l2, phi)
     _add(links, rx, ry, nterms, 7, 0, -L0, 0.0, phi)
     _add(links, rx, ry, nterms, 8, 0, L0, 0.0, phi)
+    _add(links, rx, ry, nterms, 9, 0, -hip, 0.0, phi)
+    _add(links, rx, ry, nterms, 9, 1, 0.0, -l1, phi)
+    _add(links, rx, ry, nterms, 10, 0, hip, 0.0, phi)
+    _add(links, rx, ry, nterms, 10, 3, 0.0, -l1, phi)
 
 
 @jit(inline="always")
@@ -322,10 +333,10 @@ def simulate(p, s, a, out, jac, J_s, J_a, info):
     h, g, mu, cfm = p[DT], p[GRAVITY], p[FRICTION], p[CFM]
     q = s[:NQ]
     v = s[NQ:]
-    links = np.empty((9, 3), dtype=np.int64)
-    rx = np.empty((9, 3))
-    ry = np.empty((9, 3))
-    nterms = np.empty(9, dtype=np.int64)
+    links = np.empty((NPT, 3), dtype=np.int64)
+    rx = np.empty((NPT, 3))
+    ry = np.empty((NPT, 3))
+    nterms = np.empty(NPT, dtype=np.int64)
     _chains(p, links, rx, ry, nterms, q)
     masses = np.empty(5)
     inertias = np.empty(5)
@@ -424,12 +435,16 @@ def simulate(p, s, a, out, jac, J_s, J_a, info):
     vp = np.empty(NQ)
     status = lcp.OK
     pivots = 0
-    for _ in range(NC + 1):
+    attempt = 0
+    for _ in range(2 * NC + 2):
         ni = 0
         idx = np.empty(NC, dtype=np.int64)
         for i in range(NC):
-            if inc[i]:
-                idx[ni] = i
+            # A retry lists the contacts in reverse: the same LCP, permuted, which takes
+            # Lemke's pivoting along another path (see the docstring).
+            ii = NC - 1 - i if attempt == 1 else i
+            if inc[ii]:
+                idx[ni] = ii
                 ni += 1
         n_l = 4 * ni
         Ml = np.zeros((n_l, n_l))
@@ -464,12 +479,17 @@ def simulate(p, s, a, out, jac, J_s, J_a, info):
         status, piv = lcp.lemke(Ml, ql, zs, ws, T, basis, MAX_PIVOTS)
         pivots += piv
         if status != lcp.OK:
+            if attempt == 0 and status != lcp.NOT_FINITE:
+                attempt = 1
+                continue
             break
+        attempt = 0
         for r in range(NL):
             zl[r] = 0.0
         for ii in range(ni):
             for a_ in range(4):
-                zl[4 * idx[ii] + a_] = zs[4 * ii + a_]
+                # The solver's check bounds negatives by ~1e-9; they are rounding: clip them.
+                zl[4 * idx[ii] + a_] = max(zs[4 * ii + a_], 0.0)
         for k in range(NQ):
             vp[k] = vf[k]
         for i in range(NC):
@@ -672,13 +692,13 @@ def contact_info(p, s, a, info):
 
 @jit
 def body_points(p, s, pts):
-    """World positions of the 9 body points (see :func:`_chains`) into ``pts`` (9×2)."""
-    links = np.empty((9, 3), dtype=np.int64)
-    rx = np.empty((9, 3))
-    ry = np.empty((9, 3))
-    nterms = np.empty(9, dtype=np.int64)
+    """World positions of the 11 body points (see :func:`_chains`) into ``pts`` (11×2)."""
+    links = np.empty((NPT, 3), dtype=np.int64)
+    rx = np.empty((NPT, 3))
+    ry = np.empty((NPT, 3))
+    nterms = np.empty(NPT, dtype=np.int64)
     _chains(p, links, rx, ry, nterms, s[:NQ])
-    for pt in range(9):
+    for pt in range(NPT):
         pts[pt, 0] = s[0]
         pts[pt, 1] = s[1]
         for t in range(nterms[pt]):
@@ -726,8 +746,9 @@ class HalfCheetah(Env):
 
     def contact_info(self, state, action):
         """The step's LCP: a dict with ``status`` (see :mod:`fastd3pg.physics.lcp`),
-        ``pivots``, ``z`` (4×4: per contact λn, β⁺, β⁻, γ; contacts: back foot, front foot,
-        torso back end, torso front end) and ``gaps`` (4, m, at the start of the step)."""
+        ``pivots``, ``z`` (6×4: per contact λn, β⁺, β⁻, γ; contacts: back foot, front foot,
+        torso back end, torso front end, back knee, front knee) and ``gaps`` (6, m, at the
+        start of the step)."""
         s = self._check(state, self.state_dim, "state")
         a = self._check(action, self.action_dim, "action")
         info = np.zeros(INFO_SIZE)
@@ -740,9 +761,10 @@ class HalfCheetah(Env):
         }
 
     def points(self, state):
-        """World positions (9×2) of: torso centre, back thigh/shin centres, front thigh/shin
-        centres, back foot, front foot, torso back end, torso front end."""
+        """World positions (11×2) of: torso centre, back thigh/shin centres, front thigh/shin
+        centres, back foot, front foot, torso back end, torso front end, back knee, front knee
+        (the last six are the contact points)."""
         s = self._check(state, self.state_dim, "state")
-        pts = np.empty((9, 2))
+        pts = np.empty((NPT, 2))
         body_points(self.params, s, pts)
         return pts

@@ -31,6 +31,14 @@ Status codes (``lemke`` returns one; the solution is only meaningful for ``OK``)
     the pivot budget ran out (not seen with the lexicographic rule; a guard).
 ``NOT_FINITE`` (3)
     ``M`` or ``q`` contains NaN or inf.
+``INACCURATE`` (4)
+    the final check failed: some ``z_i`` or ``w_i`` is below ``-CHECK_TOL (1 + max|q|)``
+    (rounding in an ill-conditioned tableau).  Every solution returned as ``OK`` has passed it.
+
+Near-ties: two ratios count as tied only if choosing either leaves the other row's basic
+variable above ``-1e-13 (1 + max|q|)`` (the difference of the ratios times the row's pivot
+entry); a tolerance on the ratios alone would treat ratios ~1e-8 apart by 1e-12 relative as
+ties and let the lexicographic rule pick the larger, driving a basic variable negative.
 
 """
 
@@ -40,17 +48,21 @@ import numpy as np
 
 from fastd3pg._jit import jit
 
-OK, RAY, MAX_PIVOTS, NOT_FINITE = 0, 1, 2, 3
+OK, RAY, MAX_PIVOTS, NOT_FINITE, INACCURATE = 0, 1, 2, 3, 4
 STATUS_NAMES = (
     "ok", "ray termination (infeasible)", "pivot budget exhausted", "NaN or inf in data",
+    "solution failed the final check",
 )
+CHECK_TOL = 1e-9  # the final check's tolerance, relative to 1 + max|q| (see lemke)
 
 
 @jit
 def lemke(M, q, z, w, T, basis, max_pivots):
     """Solve the LCP ``(M, q)`` into ``z`` and ``w`` (n,) each; returns ``(status, pivots)``.
 
-    ``w`` is read off the final tableau (not recomputed), so ``w = M z + q`` is a real check.
+    The final basis's solution is recomputed from ``(M, q)`` (see the polish below) and
+    checked: ``OK`` means ``z ≥ -tol``, ``w ≥ -tol`` and ``z_i w_i = 0`` exactly for the
+    complementary pairs (one of each is zero), with ``tol = CHECK_TOL (1 + max|q|)``.
 
     ``T`` is an ``(n, 2n + 2)`` float64 work tableau and ``basis`` an ``(n,)`` int64 work array
     (passed in so that a hot loop allocates nothing). Column layout of ``T``: ``w`` (0..n-1),
@@ -84,7 +96,11 @@ def lemke(M, q, z, w, T, basis, max_pivots):
         T[i, rhs] = q[i]
         basis[i] = i
     # First pivot: z0 enters; the row of the most negative q leaves (lexicographic tie-break).
-    r = _ratio_row(T, n, z0col, True)
+    qscale = 0.0
+    for i in range(n):
+        qscale = max(qscale, abs(q[i]))
+    tie_tol = 1e-13 * (1.0 + qscale)
+    r = _ratio_row(T, n, z0col, True, tie_tol)
     entering = z0col
     pivots = 0
     while pivots < max_pivots:
@@ -96,25 +112,45 @@ def lemke(M, q, z, w, T, basis, max_pivots):
             break
         # The complement of the variable that left enters.
         entering = leaving + n if leaving < n else leaving - n
-        r = _ratio_row(T, n, entering, False)
+        r = _ratio_row(T, n, entering, False, tie_tol)
         if r < 0:
             return RAY, pivots
     else:
         return MAX_PIVOTS, pivots
-    for i in range(n):
-        w[i] = 0.0
+    # Polish: recompute the basic solution of the final (complementary) basis from the data,
+    # M_BB z_B = -q_B with B = {i : z_i basic}, by elimination with partial pivoting.  The
+    # tableau's values carry the rounding of every pivot (a pivot can be as small as the
+    # problem's regularisation); the basis itself is what the pivoting found.
+    nb = 0
     for i in range(n):
         j = basis[i]
-        # Basic values are ≥ 0 up to rounding (~1e-16 relative), reported as they are.
-        if j < n:
-            w[j] = T[i, rhs]
-        elif j < 2 * n:
-            z[j - n] = T[i, rhs]
+        if n <= j < 2 * n:
+            basis[nb] = j - n  # reuse: the basic z indices (the tableau is done)
+            nb += 1
+    for r in range(nb):
+        for c in range(nb):
+            T[r, c] = M[basis[r], basis[c]]
+        T[r, nb] = -q[basis[r]]
+    if not _eliminate(T, nb):
+        return INACCURATE, pivots
+    for r in range(nb):
+        z[basis[r]] = T[r, nb]
+    for i in range(n):
+        acc = q[i]
+        for j in range(n):
+            acc += M[i, j] * z[j]
+        w[i] = acc
+    for r in range(nb):
+        w[basis[r]] = 0.0  # zero by construction up to rounding
+    bound = -CHECK_TOL * (1.0 + qscale)
+    for i in range(n):
+        if z[i] < bound or w[i] < bound:
+            return INACCURATE, pivots
     return OK, pivots
 
 
 @jit
-def _ratio_row(T, n, col, first):
+def _ratio_row(T, n, col, first, tie_tol):
     """The leaving row for entering column ``col``, or -1 (no blocking row: a ray).
 
     Regular pivots: rows with ``a_i = T[i, col] > 0`` block; the minimum ``T[i, rhs] / a_i``
@@ -137,7 +173,8 @@ def _ratio_row(T, n, col, first):
         if best < 0:
             best, best_key, best_a = i, key, a
             continue
-        tie = 1e-12 * (1.0 + abs(best_key))
+        # Choosing the larger of two ratios leaves the other row at -(difference) × its entry.
+        tie = tie_tol / max(a, best_a)
         if key < best_key - tie:
             best, best_key, best_a = i, key, a
         elif key <= best_key + tie:
@@ -150,6 +187,35 @@ def _ratio_row(T, n, col, first):
                 if x > y + 1e-15:
                     break
     return best
+
+
+@jit
+def _eliminate(A, n):
+    """Solve ``A[:, :n] x = A[:, n]`` in place (``x`` into ``A[:, n]``), partial pivoting;
+    False if singular."""
+    for c in range(n):
+        piv = c
+        best = abs(A[c, c])
+        for i in range(c + 1, n):
+            if abs(A[i, c]) > best:
+                best = abs(A[i, c])
+                piv = i
+        if best == 0.0:
+            return False
+        if piv != c:
+            for j in range(n + 1):
+                A[c, j], A[piv, j] = A[piv, j], A[c, j]
+        for i in range(c + 1, n):
+            f = A[i, c] / A[c, c]
+            if f != 0.0:
+                for j in range(c, n + 1):
+                    A[i, j] -= f * A[c, j]
+    for i in range(n - 1, -1, -1):
+        acc = A[i, n]
+        for j in range(i + 1, n):
+            acc -= A[i, j] * A[j, n]
+        A[i, n] = acc / A[i, i]
+    return True
 
 
 @jit

@@ -206,7 +206,7 @@ def test_friction_cone_and_complementarity_at_every_contact(env):
             # A loaded contact ends the step on the surface (its linearised gap is zero to
             # the compliance ε λn) and a sticking one does not move tangentially.
             pts_jac = _contact_rows(env, s)
-            for i in range(4):
+            for i in range(hc.NC):
                 if z[i, 0] > 1e-6:
                     loaded += 1
                     n_row, t_row = pts_jac[i]
@@ -227,7 +227,7 @@ def _contact_rows(env, s):
     rows = []
     J = central_difference(lambda q: env.points(np.concatenate([q, s[7:]]))[5:].ravel(),
                            s[:7], 1e-7)
-    for i in range(4):
+    for i in range(hc.NC):
         rows.append((J[2 * i + 1], J[2 * i]))
     return rows
 
@@ -280,3 +280,13 @@ def test_invalid_parameters_raise_value_error():
         make("HalfCheetah", dt=0.0)
     with pytest.raises(ValueError, match="friction"):
         make("HalfCheetah", friction=-1.0)
+
+
+def test_filmstrip_writes_a_png_and_checks_its_input(env, tmp_path):
+    from fastd3pg.physics.draw_cheetah import filmstrip, rollout
+
+    states = rollout(env, seed=0, steps=30)
+    path = filmstrip(states, tmp_path / "strip.png", env, every=10)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ValueError, match="shape"):
+        filmstrip(states[:, :7], tmp_path / "bad.png", env)
