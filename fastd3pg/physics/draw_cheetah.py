@@ -1,6 +1,5 @@
-"""A HalfCheetah trajectory drawn as a filmstrip: the body's pose every few steps, side by side
-along the ground (each pose at its own x, so a running cheetah spreads out; poses that would
-overlap are drawn faded).
+"""A HalfCheetah trajectory drawn as a filmstrip: the body's pose (torso, thighs, shins) every
+few steps, one panel per pose, each centred on the root's x (written under it).
 
     python -m fastd3pg.physics.draw_cheetah --out cheetah.png [--seed 0] [--steps 200]
 """
@@ -31,8 +30,9 @@ def _skeleton(env, state):
     return [np.array([pts[7], pts[8]])] + legs
 
 
-def filmstrip(states, path, env=None, every=10, title=None):
-    """Draw the poses ``states[::every]`` (a trajectory ``(T, 14)``) into the PNG ``path``."""
+def filmstrip(states, path, env=None, every=10, title=None, max_frames=12):
+    """Draw the poses ``states[::every]`` (a trajectory ``(T, 14)``; at most ``max_frames``),
+    one panel each, centred on the root's x, into the PNG ``path``."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -42,20 +42,22 @@ def filmstrip(states, path, env=None, every=10, title=None):
     states = np.asarray(states, dtype=np.float64)
     if states.ndim != 2 or states.shape[1] != env.state_dim:
         raise ValueError(f"filmstrip: states must have shape (T, 14), got {states.shape}")
-    poses = states[::every]
-    xs = states[:, 0]
-    fig, ax = plt.subplots(figsize=(max(6.0, 2.0 + 1.5 * (xs.max() - xs.min())), 3), dpi=120)
-    colors = plt.cm.viridis(np.linspace(0.0, 0.9, len(poses)))
-    for k, s in enumerate(poses):
+    poses = states[::every][:max_frames]
+    n = len(poses)
+    fig, axes = plt.subplots(1, n, figsize=(1.6 * n, 2.4), dpi=120, sharey=True, squeeze=False)
+    for k, (ax, s) in enumerate(zip(axes[0], poses)):
         torso, back, front = _skeleton(env, s)
-        ax.plot(*torso.T, color=colors[k], lw=3, solid_capstyle="round")
-        ax.plot(*back.T, color=colors[k], lw=1.5, marker="o", ms=2)
-        ax.plot(*front.T, color=colors[k], lw=1.5, marker="o", ms=2)
-    ax.axhline(0.0, color="k", lw=1.5)
-    ax.set_aspect("equal")
-    ax.set_xlabel("x (m)")
-    ax.set_ylabel("z (m)")
-    ax.set_title(title or f"HalfCheetah: every {every} steps ({every * env.dt:.2f} s), dark → light")
+        ax.plot(*torso.T, color="tab:brown", lw=3, solid_capstyle="round")
+        ax.plot(*back.T, color="tab:blue", lw=1.5, marker="o", ms=2)
+        ax.plot(*front.T, color="tab:orange", lw=1.5, marker="o", ms=2)
+        ax.axhline(0.0, color="k", lw=1.5)
+        ax.set_xlim(s[0] - 0.8, s[0] + 0.8)
+        ax.set_ylim(-0.1, 1.3)
+        ax.set_aspect("equal")
+        ax.set_title(f"t = {k * every * env.dt:.2f} s", fontsize=8)
+        ax.tick_params(labelsize=6)
+        ax.set_xlabel(f"x = {s[0]:.2f} m", fontsize=7)
+    fig.suptitle(title or "HalfCheetah (back leg blue, front leg orange)", fontsize=9)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -70,7 +72,7 @@ def rollout(env, seed=0, steps=200, policy=None):
     for t in range(steps):
         if policy is None:
             w = 2 * np.pi * 2.0 * t * env.dt
-            action = 0.8 * np.sin([w, w + 1.0, w + np.pi, w + np.pi + 1.0])
+            action = 0.3 * np.sin([w, w + 1.0, w + np.pi, w + np.pi + 1.0])
         else:
             action = np.asarray(policy(state), dtype=np.float64)
         state = env.transition(state, action).next_state

@@ -12,9 +12,10 @@ problem with an artificial variable ``z0`` and covering vector ``d = 1``::
 starts from the almost-complementary basis ``w = q + d z0`` with ``z0 = -min q`` and pivots
 complementary pairs in turn (the variable entering is the complement of the one that just
 left) until ``z0`` leaves the basis (a solution) or the entering column has no positive entry
-(*ray termination*).  For a copositive-plus ``M`` (positive semidefinite matrices, P-matrices and
-the Stewart–Trinkle contact matrices among them) ray termination proves that the LCP has no
-solution.
+(*ray termination*).  For a copositive-plus ``M`` (positive semidefinite and monotone matrices,
+P-matrices) ray termination proves that the LCP has no solution.  (The Stewart–Trinkle contact
+matrix is copositive but not copositive-plus; :mod:`fastd3pg.physics.half_cheetah` explains
+how its problems are kept processable.)
 
 Ties in the ratio test (degenerate problems) are broken lexicographically: among the rows
 tying for the minimum ratio ``q_i / a_i`` the one with the lexicographically smallest row of
@@ -32,8 +33,11 @@ Status codes (``lemke`` returns one; the solution is only meaningful for ``OK``)
 ``NOT_FINITE`` (3)
     ``M`` or ``q`` contains NaN or inf.
 ``INACCURATE`` (4)
-    the final check failed: some ``z_i`` or ``w_i`` is below ``-CHECK_TOL (1 + max|q|)``
-    (rounding in an ill-conditioned tableau).  Every solution returned as ``OK`` has passed it.
+    the final check failed: some ``z_i`` or ``w_i`` is below ``-CHECK_TOL (1 + max|q|)``.
+    The final basis's solution is recomputed from ``(M, q)`` by elimination with partial
+    pivoting before the check, so this flags a wrong basis (a nearly singular problem whose
+    pivoting went astray on rounding), not the tableau's accumulated rounding.  Every
+    solution returned as ``OK`` has passed the check.
 
 Near-ties: two ratios count as tied only if choosing either leaves the other row's basic
 variable above ``-1e-13 (1 + max|q|)`` (the difference of the ratios times the row's pivot
