@@ -20,6 +20,7 @@ SECTIONS = {
     "nn": "fastd3pg.nn.bench",
     "physics": "fastd3pg.physics.bench",
     "control": "fastd3pg.control.bench",
+    "ilqr": "fastd3pg.control.bench_ilqr",
 }
 
 
