@@ -79,7 +79,7 @@ N_ALPHA = 11  # line-search steps 10^linspace(0, -3, 11)
 
 
 @jit
-def rollout_jac(task_id, p, gn_floor, max_reward, X, U, c, cx, cu, Fx, Fu):
+def rollout_jac(task_id, p, X, U, c, cx, cu, Fx, Fu):
     """Simulate from ``X[0]`` under ``U`` with derivatives; fill ``X[1:]``, the costs ``c`` and
     the cost and dynamics derivatives. Returns ``(J, T)``: the cost and the number of steps that
     count (``T < H`` if a step terminates; later states repeat the terminal one)."""
@@ -266,7 +266,7 @@ def ilqr_kernel(task_id, p, max_reward, x0, U, X, max_iter, mu0, tol_fun, tol_gr
             U[t, i] = min(max(U[t, i], -1.0), 1.0)
     X[0, :] = x0
     Xn[0, :] = x0
-    J, T = rollout_jac(task_id, p, gn_floor, max_reward, X, U, c, cx, cu, Fx, Fu)
+    J, T = rollout_jac(task_id, p, X, U, c, cx, cu, Fx, Fu)
     cost_history[0] = J
     if not math.isfinite(J):
         return ST_NONFINITE, 0, 0, mu0, T
@@ -311,7 +311,7 @@ def ilqr_kernel(task_id, p, max_reward, x0, U, X, max_iter, mu0, tol_fun, tol_gr
             delta = min(delta / MU_FACTOR, 1.0 / MU_FACTOR)
             mu = max(mu * delta, MU_MIN)
             U[:, :] = Un
-            J, T = rollout_jac(task_id, p, gn_floor, max_reward, X, U, c, cx, cu, Fx, Fu)
+            J, T = rollout_jac(task_id, p, X, U, c, cx, cu, Fx, Fu)
             accepted += 1
             cost_history[accepted] = J
             if dJ < tol_fun:
