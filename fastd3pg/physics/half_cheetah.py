@@ -84,15 +84,15 @@ Contact (Stewart & Trinkle 1996; Anitescu & Potra 1997)
     another); then both orders again with 100× the compliance ``ε`` (for that step only; the
     Jacobian uses the same ``ε``).  Measured over 200,000 steps (2,000 random starts,
     constant random actions for 100 steps): 2 steps needed the reverse order, 3 the larger
-    compliance, none failed.  If all four fail,
-    the next state and the reward are NaN (never a silent wrong state), and
+    compliance, none failed.  If all four fail, the next state and the reward are NaN (never a silent wrong state), and
     ``HalfCheetah.contact_info`` reports the status.
 Reward
     ``r = ẋ⁺ - 0.1 uᵀu`` with ``ẋ⁺`` the root's forward velocity after the step and ``u`` the
     clipped action.  ``dr/ds = J_s[7]``, ``dr/da = J_a[7] - 0.2 u``.  ``max_reward = 10``: a
-    nominal top speed (10 m/s, a little above what MuJoCo's best half-cheetah agents reach, ~12
-    over their 0.05 s steps' average with heavier gears) at zero effort; the reward has no hard
-    upper bound, so this is the normalisation's scale, not a bound.
+    nominal top speed of 10 m/s at zero effort (strong agents on MuJoCo's half cheetah, whose
+    reward has the same form, average roughly 10 m/s over an episode).  The reward has no
+    hard upper bound (a falling or bouncing body can exceed it for a step), so this is the
+    normalised return's scale, not a bound.
 Start state
     ``x = 0``, ``z = 0.7 + U(-0.02, 0.02)`` (feet ~0.1 m above the ground), pitch and joint angles
     ``U(-0.1, 0.1)``, velocities ``0.1 N(0, 1)`` (MuJoCo's noise scales); the cheetah drops onto
