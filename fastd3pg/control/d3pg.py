@@ -223,6 +223,26 @@ def normalize_states(S, work, clip, out, mask):
 
 # -- Algorithm 1, one update ----------------------------------------------------------------------
 @jit
+def gradient_targets(buf, idx, gamma, V, GS, GA):
+    """PAPER.md eq. 2 for the transitions ``idx``: ``g_s = dr/ds + γ (1 - done) J_sᵀ v``,
+    ``g_a = dr/da + γ (1 - done) J_aᵀ v``, from ``v`` (raw coordinates) in ``V``."""
+    n = V.shape[1]
+    for b in range(idx.shape[0]):
+        i = idx[b]
+        keep = gamma * (1.0 - buf.done[i])
+        for j in range(n):
+            acc = 0.0
+            for k in range(n):
+                acc += buf.J_s[i, k, j] * V[b, k]
+            GS[b, j] = buf.dr_ds[i, j] + keep * acc
+        for j in range(GA.shape[1]):
+            acc = 0.0
+            for k in range(n):
+                acc += buf.J_a[i, k, j] * V[b, k]
+            GA[b, j] = buf.dr_da[i, j] + keep * acc
+
+
+@jit
 def td_and_gradient_targets(spec_a, spec_c, nets, stats, hp, ip, buf, work):
     """Alg. 1 lines 8-9 for the transitions ``work.idx`` of ``buf``: the TD target ``y`` into
     ``work.Y`` and, for D3PG, ``g_s``, ``g_a`` into ``work.GS``, ``work.GA`` (raw coordinates;
@@ -244,22 +264,10 @@ def td_and_gradient_targets(spec_a, spec_c, nets, stats, hp, ip, buf, work):
         nnk.input_vjp(spec_a, nets.theta_targ, work.wa, work.dA, work.dS)
         std = work.obs_std
         for b in range(N):
-            i = work.idx[b]
-            keep = gamma * (1.0 - buf.done[i])
             for j in range(n):
                 ds_dx = 1.0 / (std[j] + 1e-8)
                 work.V[b, j] = sigma_q * (G2[b, j] + work.dS[b, j]) * work.mask2[b, j] * ds_dx
-            # g_s = dr/ds + γ(1-done) J_sᵀ v,  g_a = dr/da + γ(1-done) J_aᵀ v   (eq. 2)
-            for j in range(n):
-                acc = 0.0
-                for k in range(n):
-                    acc += buf.J_s[i, k, j] * work.V[b, k]
-                work.GS[b, j] = buf.dr_ds[i, j] + keep * acc
-            for j in range(work.GA.shape[1]):
-                acc = 0.0
-                for k in range(n):
-                    acc += buf.J_a[i, k, j] * work.V[b, k]
-                work.GA[b, j] = buf.dr_da[i, j] + keep * acc
+        gradient_targets(buf, work.idx, gamma, work.V, work.GS, work.GA)
     for b in range(N):
         i = work.idx[b]
         work.Y[b] = buf.r[i] + gamma * (1.0 - buf.done[i]) * (sigma_q * Q2[b, 0] + mu_q)
@@ -508,6 +516,22 @@ def evaluate(p, spec_a, nets, stats, hp, ip, work):
 
 
 # -- the Python shell -----------------------------------------------------------------------------
+def run_seeds(seed: int) -> np.ndarray:
+    """Four independent seeds of a run: actor init, critic init, training stream, evaluation
+    stream. Every method derives its streams here, so that all start from the same actor and
+    the same first episode."""
+    return np.random.SeedSequence(seed).generate_state(4)
+
+
+def initial_actor(env, config, seed: int):
+    """The actor network and its initial parameters for ``seed`` (shared by D3PG, DDPG, GD and
+    MPC's initial plan)."""
+    n, m = env.state_dim, env.action_dim
+    actor = MLP([n, *config.hidden, m], activation=config.activation, output_activation="tanh",
+                layer_norm=config.layer_norm)
+    return actor, actor.init(seed=int(run_seeds(seed)[0]), out_scale=config.out_init)
+
+
 class D3PGAgent:
     """Holds the arrays of a D3PG run and calls the compiled loop (the driver's interface:
     ``train(n)``, ``evaluate()``, ``finite()``, ``state_arrays()``, ``load_state_arrays()``,
@@ -519,12 +543,10 @@ class D3PGAgent:
         self.env, self.config = env, config
         c = config
         n, m = env.state_dim, env.action_dim
-        self.actor = MLP([n, *c.hidden, m], activation=c.activation, output_activation="tanh",
-                         layer_norm=c.layer_norm)
+        self.actor, theta = initial_actor(env, c, seed)
         self.critic = MLP([n + m, *c.hidden, 1], activation=c.activation,
                           output_activation="linear", layer_norm=c.layer_norm)
-        seeds = np.random.SeedSequence(seed).generate_state(4)
-        theta = self.actor.init(seed=int(seeds[0]), out_scale=c.out_init)
+        seeds = run_seeds(seed)
         phi = self.critic.init(seed=int(seeds[1]), out_scale=c.out_init)
         w0, w1, b0, b1 = self.critic.output_layer_slices()
         self.nets = Nets(
@@ -554,8 +576,10 @@ class D3PGAgent:
             np.zeros((n, n)), np.zeros((n, m)), np.zeros(n), np.zeros(m),
             np.zeros(n), np.ones(n), np.array([0.0, 1.0]),
         )
+        # Without observation normalization the networks see raw states, unclipped.
+        obs_clip = c.obs_clip if c.normalize_obs else np.inf
         self.hp = np.array([c.gamma, c.tau, c.actor_lr, c.critic_lr, c.critic_l2, c.w1, c.w2,
-                            c.noise_target, c.noise_adapt, c.obs_clip, c.adam_beta1,
+                            c.noise_target, c.noise_adapt, obs_clip, c.adam_beta1,
                             c.adam_beta2, c.adam_eps])
         self.ip = np.array([B, c.rollout_steps, c.train_steps, c.noise_interval,
                             int(c.reg == "cosine"), int(c.normalize_obs), int(c.popart),

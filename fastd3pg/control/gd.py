@@ -52,10 +52,10 @@ from fastd3pg.control import d3pg, metrics
 from fastd3pg.control.configio import ConfigError
 from fastd3pg.control.d3pg import (
     HP_ACTOR_LR, HP_B1, HP_B2, HP_EPS, HP_GAMMA, HP_OBS_CLIP, IP_HORIZON, IP_NORM_OBS, IP_TASK,
-    normalize_states, refresh_moments,
+    initial_actor, normalize_states, refresh_moments, run_seeds,
 )
 from fastd3pg.control.sac import ActWork
-from fastd3pg.nn import MLP, adam_step
+from fastd3pg.nn import adam_step
 from fastd3pg.nn import kernels as nnk
 from fastd3pg.nn.normalizer import normalizer_update
 from fastd3pg.physics import dispatch
@@ -254,11 +254,9 @@ class GDAgent:
         self.env, self.config = env, config
         c = config
         n, m, T = env.state_dim, env.action_dim, env.horizon
-        self.actor = MLP([n, *c.hidden, m], activation=c.activation, output_activation="tanh",
-                         layer_norm=c.layer_norm)
-        # The same seed streams as D3PG's agent, so that every method starts from one actor.
-        seeds = np.random.SeedSequence(seed).generate_state(4)
-        theta = self.actor.init(seed=int(seeds[0]), out_scale=c.out_init)
+        # The same actor and seed streams as D3PG's agent, so that every method starts alike.
+        self.actor, theta = initial_actor(env, c, seed)
+        seeds = run_seeds(seed)
         self.nets = Nets(theta, np.zeros_like(theta), np.zeros_like(theta))
         self.stats = Stats(np.zeros(2 * n + 1), np.zeros(3), np.zeros(5, dtype=np.int64),
                            np.array([0.0, -np.inf, 0.0]), np.zeros(n),

@@ -60,7 +60,7 @@ from fastd3pg.control.d3pg import (
     C_ADAM_T, C_EPISODE_T, C_TOTAL, C_UPDATES, F_EPISODE_RETURN, HP_ACTOR_LR, HP_B1, HP_B2,
     HP_CRITIC_LR, HP_EPS, HP_GAMMA, HP_L2, HP_OBS_CLIP, HP_TAU, HP_W1, HP_W2, IP_BATCH,
     IP_COSINE, IP_GRADS, IP_HORIZON, IP_NORM_OBS, IP_POPART, IP_ROLLOUT, IP_TASK, IP_TRAIN,
-    normalize_states, refresh_moments,
+    gradient_targets, normalize_states, refresh_moments,
 )
 from fastd3pg.nn import MLP, adam_step, polyak
 from fastd3pg.nn import kernels as nnk
@@ -306,26 +306,6 @@ def twin_min(spec_c, phi1, phi2, X, wc1, wc2, grads, Qmin, Gmin):
 
 
 # -- eq. 2 ----------------------------------------------------------------------------------------
-@jit
-def gradient_targets(buf, idx, gamma, V, GS, GA):
-    """PAPER.md eq. 2 for the transitions ``idx``: ``g_s = dr/ds + γ (1 - done) J_sᵀ v``,
-    ``g_a = dr/da + γ (1 - done) J_aᵀ v``, from ``v`` (raw coordinates) in ``V``."""
-    n = V.shape[1]
-    for b in range(idx.shape[0]):
-        i = idx[b]
-        keep = gamma * (1.0 - buf.done[i])
-        for j in range(n):
-            acc = 0.0
-            for k in range(n):
-                acc += buf.J_s[i, k, j] * V[b, k]
-            GS[b, j] = buf.dr_ds[i, j] + keep * acc
-        for j in range(GA.shape[1]):
-            acc = 0.0
-            for k in range(n):
-                acc += buf.J_a[i, k, j] * V[b, k]
-            GA[b, j] = buf.dr_da[i, j] + keep * acc
-
-
 # -- one update -----------------------------------------------------------------------------------
 @jit
 def soft_targets(spec_a, spec_c, nets, hp, ip, buf, work):

@@ -178,3 +178,15 @@ def test_parameter_noise_spares_layer_norm_parameters_and_adapts():
     d = a.stats.scalars[d3pg.F_DISTANCE]
     expected = sigma0 / 1.01 if d > 0.2 else sigma0 * 1.01
     assert a.stats.scalars[d3pg.F_SIGMA] == pytest.approx(expected)
+
+
+def test_policy_file_acts_as_the_agent_without_observation_normalization():
+    from fastd3pg.train import Policy
+
+    env = make("MountainCar")
+    cfg = D3PGConfig(hidden=(8, 8), normalize_obs=False, out_init=0.5)
+    agent = D3PGAgent(env, cfg, 0, total_steps=10)
+    policy = Policy(agent.policy_arrays())
+    for s in (np.array([-0.5, 0.01]), np.array([7.0, -9.0])):  # beyond the ±5 clip too
+        d3pg.act(agent.actor.spec, agent.nets.theta, agent.stats, agent.hp, agent.ip, agent.work, s)
+        np.testing.assert_allclose(policy(s), agent.work.a, rtol=1e-12, atol=1e-14)
