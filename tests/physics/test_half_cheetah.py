@@ -208,6 +208,10 @@ def test_friction_cone_and_complementarity_at_every_contact(env):
             # the compliance ε λn) and a sticking one does not move tangentially.
             pts_jac = _contact_rows(env, s)
             for i in range(hc.NC):
+                # Every point, in the LCP or pruned from it, ends the step (linearised) on
+                # or above the ground.
+                n_row = pts_jac[i][0]
+                assert info["gaps"][i] + h * n_row @ nxt[7:] > -1e-6
                 if z[i, 0] > 1e-6:
                     loaded += 1
                     n_row, t_row = pts_jac[i]
