@@ -41,6 +41,7 @@ ALGOS = {
     "sac": "fastd3pg.control.sac:SACAgent",
     "d3pg-sac": "fastd3pg.control.sac:HybridSACAgent",
     "gd": "fastd3pg.control.gd:GDAgent",
+    "mpc": "fastd3pg.control.mpc:MPCAgent",
 }
 
 TUNED_CONFIGS = Path(__file__).resolve().parent.parent / "runs" / "configs"
