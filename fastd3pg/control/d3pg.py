@@ -532,6 +532,25 @@ def initial_actor(env, config, seed: int):
     return actor, actor.init(seed=int(run_seeds(seed)[0]), out_scale=config.out_init)
 
 
+def group_arrays(groups: dict) -> dict:
+    """``{"group.field": array}`` over NamedTuples of arrays (an agent's checkpoint)."""
+    return {f"{g}.{k}": v for g, tup in groups.items() for k, v in tup._asdict().items()}
+
+
+def load_group_arrays(groups: dict, arrays: dict):
+    """Copy a checkpoint made by :func:`group_arrays` back into the same NamedTuples."""
+    for group, tup in groups.items():
+        for name in tup._fields:
+            key = f"{group}.{name}"
+            if key not in arrays:
+                raise ValueError(f"checkpoint lacks {key}")
+            target = getattr(tup, name)
+            if target.shape != arrays[key].shape or target.dtype != arrays[key].dtype:
+                raise ValueError(f"checkpoint's {key} has shape {arrays[key].shape}, "
+                                 f"expected {target.shape}")
+            target[...] = arrays[key]
+
+
 class D3PGAgent:
     """Holds the arrays of a D3PG run and calls the compiled loop (the driver's interface:
     ``train(n)``, ``evaluate()``, ``finite()``, ``state_arrays()``, ``load_state_arrays()``,
@@ -603,23 +622,10 @@ class D3PGAgent:
                     and np.all(np.isfinite(self.nets.theta)) and np.all(np.isfinite(self.nets.phi)))
 
     def state_arrays(self) -> dict:
-        arrays = {f"nets.{k}": v for k, v in self.nets._asdict().items()}
-        arrays.update({f"stats.{k}": v for k, v in self.stats._asdict().items()})
-        arrays.update({f"buf.{k}": v for k, v in replay.as_arrays(self.buf).items()})
-        return arrays
+        return group_arrays({"nets": self.nets, "stats": self.stats, "buf": self.buf})
 
     def load_state_arrays(self, arrays: dict):
-        for group, tup in (("nets", self.nets), ("stats", self.stats),
-                           ("buf", self.buf)):
-            for name in tup._fields:
-                key = f"{group}.{name}"
-                if key not in arrays:
-                    raise ValueError(f"checkpoint lacks {key}")
-                target = getattr(tup, name)
-                if target.shape != arrays[key].shape or target.dtype != arrays[key].dtype:
-                    raise ValueError(f"checkpoint's {key} has shape {arrays[key].shape}, "
-                                     f"expected {target.shape}")
-                target[...] = arrays[key]
+        load_group_arrays({"nets": self.nets, "stats": self.stats, "buf": self.buf}, arrays)
 
     def policy_arrays(self) -> dict:
         refresh_moments(self.stats, self.work, self.config.normalize_obs, self.config.popart)

@@ -52,7 +52,7 @@ from fastd3pg.control import d3pg, metrics
 from fastd3pg.control.configio import ConfigError
 from fastd3pg.control.d3pg import (
     HP_ACTOR_LR, HP_B1, HP_B2, HP_EPS, HP_GAMMA, HP_OBS_CLIP, IP_HORIZON, IP_NORM_OBS, IP_TASK,
-    initial_actor, normalize_states, refresh_moments, run_seeds,
+    group_arrays, initial_actor, load_group_arrays, normalize_states, refresh_moments, run_seeds,
 )
 from fastd3pg.control.sac import ActWork
 from fastd3pg.nn import adam_step
@@ -322,21 +322,10 @@ class GDAgent:
         return bool(np.all(np.isfinite(self.nets.theta)))
 
     def state_arrays(self) -> dict:
-        arrays = {f"nets.{k}": v for k, v in self.nets._asdict().items()}
-        arrays.update({f"stats.{k}": v for k, v in self.stats._asdict().items()})
-        return arrays
+        return group_arrays({"nets": self.nets, "stats": self.stats})
 
     def load_state_arrays(self, arrays: dict):
-        for group, tup in (("nets", self.nets), ("stats", self.stats)):
-            for name in tup._fields:
-                key = f"{group}.{name}"
-                if key not in arrays:
-                    raise ValueError(f"checkpoint lacks {key}")
-                target = getattr(tup, name)
-                if target.shape != arrays[key].shape or target.dtype != arrays[key].dtype:
-                    raise ValueError(f"checkpoint's {key} has shape {arrays[key].shape}, "
-                                     f"expected {target.shape}")
-                target[...] = arrays[key]
+        load_group_arrays({"nets": self.nets, "stats": self.stats}, arrays)
 
     def policy_arrays(self) -> dict:
         refresh_moments(self.stats, self.eval_work, self.config.normalize_obs, False)

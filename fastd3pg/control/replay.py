@@ -63,12 +63,3 @@ def sample_indices(buf, rng, idx):
     count = buf.pos[0]
     for k in range(idx.shape[0]):
         idx[k] = _rng.randint(rng, count)
-
-
-def as_arrays(buf: Replay) -> dict:
-    """The buffer's arrays by field name, for a checkpoint."""
-    return {name: getattr(buf, name) for name in Replay._fields}
-
-
-def from_arrays(arrays: dict) -> Replay:
-    return Replay(*(np.ascontiguousarray(arrays[name]) for name in Replay._fields))

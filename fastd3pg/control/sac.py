@@ -565,13 +565,10 @@ class HybridSACAgent:
                     and all(np.all(np.isfinite(x)) for x in self.nets[:6]))
 
     def state_arrays(self) -> dict:
-        arrays = {f"nets.{k}": v for k, v in self.nets._asdict().items()}
-        arrays.update({f"stats.{k}": v for k, v in self.stats._asdict().items()})
-        arrays.update({f"buf.{k}": v for k, v in replay.as_arrays(self.buf).items()})
-        return arrays
+        return d3pg.group_arrays({"nets": self.nets, "stats": self.stats, "buf": self.buf})
 
     def load_state_arrays(self, arrays: dict):
-        d3pg.D3PGAgent.load_state_arrays(self, arrays)
+        d3pg.load_group_arrays({"nets": self.nets, "stats": self.stats, "buf": self.buf}, arrays)
 
     def policy_arrays(self) -> dict:
         refresh_moments(self.stats, self.eval_work, self.config.normalize_obs, False)
