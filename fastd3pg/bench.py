@@ -4,7 +4,7 @@ Each part contributes a section: a module with ``tables(quick: bool) -> list[Tab
 are medians of repeated runs after compilation, on one core.
 
     python -m fastd3pg.bench                 # every section
-    python -m fastd3pg.bench --only nn       # one section (nn, physics, control)
+    python -m fastd3pg.bench --only nn       # one section (nn, physics, control, ilqr)
     python -m fastd3pg.bench --quick         # fewer repetitions
 """
 
