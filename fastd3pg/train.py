@@ -220,7 +220,7 @@ def run(env="Pendulum", algo="d3pg", seed=0, steps=20000, out=None, config=None,
         "eval_every": metrics.EVAL_EVERY,
     }
     normalize = metrics.normalizer(environment)
-    agent = cls(environment, cfg, seed)
+    agent = cls(environment, cfg, seed, total_steps=steps)  # replay capped at `steps`
 
     rows, t, wall0 = [], 0, 0.0
     checkpoint = out / "checkpoint.npz"

@@ -538,17 +538,32 @@ def group_arrays(groups: dict) -> dict:
 
 
 def load_group_arrays(groups: dict, arrays: dict):
-    """Copy a checkpoint made by :func:`group_arrays` back into the same NamedTuples."""
+    """Copy a checkpoint made by :func:`group_arrays` back into the same NamedTuples.
+
+    A replay buffer (group ``"buf"``) may have grown: its capacity is capped at the run's
+    timesteps, so resuming with more ``--steps`` gives a larger one. The saved transitions are
+    then the new buffer's first rows, and the next one follows them: the saved buffer cannot
+    have wrapped around, since a buffer that wraps is at ``buffer_size`` already and keeps
+    that capacity."""
     for group, tup in groups.items():
+        grown = False
         for name in tup._fields:
             key = f"{group}.{name}"
             if key not in arrays:
                 raise ValueError(f"checkpoint lacks {key}")
-            target = getattr(tup, name)
-            if target.shape != arrays[key].shape or target.dtype != arrays[key].dtype:
-                raise ValueError(f"checkpoint's {key} has shape {arrays[key].shape}, "
+            target, saved = getattr(tup, name), arrays[key]
+            if (group == "buf" and name != "pos" and target.dtype == saved.dtype
+                    and target.ndim == saved.ndim and target.shape[1:] == saved.shape[1:]
+                    and target.shape[0] > saved.shape[0]):
+                target[:saved.shape[0]] = saved
+                grown = True
+                continue
+            if target.shape != saved.shape or target.dtype != saved.dtype:
+                raise ValueError(f"checkpoint's {key} has shape {saved.shape}, "
                                  f"expected {target.shape}")
-            target[...] = arrays[key]
+            target[...] = saved
+        if grown:
+            tup.pos[1] = tup.pos[0]
 
 
 class D3PGAgent:
