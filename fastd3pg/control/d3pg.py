@@ -129,7 +129,7 @@ class Nets(NamedTuple):
     m_phi: np.ndarray
     v_phi: np.ndarray
     noise_mask: np.ndarray  # 1.0 on actor weights and biases (not layer-norm parameters)
-    l2_mask: np.ndarray  # 1.0 on the critic's hidden weight matrices
+    l2_ranges: np.ndarray  # int64 (k, 2): [start, stop) of each hidden weight matrix of the critic
     out_w: np.ndarray  # int64 [start, stop] of the critic's output W, then of its output b
 
 
@@ -368,8 +368,8 @@ def critic_gradient(spec_c, nets, stats, hp, ip, buf, work):
         nnk.param_vjp(spec_c, nets.phi, work.wc, work.dY, work.dphi)
     # Critic L2: 1e-2 · Σ ‖W‖² / 2 over hidden weight matrices.
     l2 = hp[HP_L2]
-    for k in range(nets.phi.shape[0]):
-        if nets.l2_mask[k] != 0.0:
+    for r in range(nets.l2_ranges.shape[0]):
+        for k in range(nets.l2_ranges[r, 0], nets.l2_ranges[r, 1]):
             work.dphi[k] += l2 * nets.phi[k]
             loss += 0.5 * l2 * nets.phi[k] * nets.phi[k]
     return loss
@@ -516,6 +516,14 @@ def evaluate(p, spec_a, nets, stats, hp, ip, work):
 
 
 # -- the Python shell -----------------------------------------------------------------------------
+def hidden_weight_ranges(net) -> np.ndarray:
+    """``[start, stop)`` of each hidden layer's weight matrix in ``net``'s flat parameters
+    (the critic L2's support: no biases, layer-norm parameters or output layer)."""
+    L = len(net.sizes) - 1
+    return np.array([[off, off + shape[0] * shape[1]] for name, layer, off, shape in net.layout()
+                     if name == "W" and layer < L], dtype=np.int64).reshape(-1, 2)
+
+
 def run_seeds(seed: int) -> np.ndarray:
     """Four independent seeds of a run: actor init, critic init, training stream, evaluation
     stream. Every method derives its streams here, so that all start from the same actor and
@@ -587,7 +595,7 @@ class D3PGAgent:
             theta, theta.copy(), theta.copy(), theta.copy(), phi, phi.copy(),
             np.zeros_like(theta), np.zeros_like(theta), np.zeros_like(phi), np.zeros_like(phi),
             self.actor.weight_bias_mask().astype(np.float64),
-            self.critic.hidden_weight_mask().astype(np.float64),
+            hidden_weight_ranges(self.critic),
             np.array([w0, w1, b0, b1], dtype=np.int64),
         )
         self.stats = Stats(

@@ -168,14 +168,14 @@ class Nets(NamedTuple):
     v_phi2: np.ndarray
     m_alpha: np.ndarray
     v_alpha: np.ndarray
-    l2_mask: np.ndarray  # 1.0 on the critics' hidden weight matrices
+    l2_ranges: np.ndarray  # the critics' hidden weight matrices (d3pg.hidden_weight_ranges)
 
 
 class Critic(NamedTuple):
     """One critic as :func:`fastd3pg.control.d3pg.critic_gradient` reads it."""
 
     phi: np.ndarray
-    l2_mask: np.ndarray
+    l2_ranges: np.ndarray
 
 
 class Stats(NamedTuple):
@@ -390,9 +390,9 @@ def update(spec_a, spec_c, nets, stats, hp, ip, buf, work, dalpha):
     t = stats.counters[C_ADAM_T]
     b1, b2, eps = hp[HP_B1], hp[HP_B2], hp[HP_EPS]
     lr = hp[HP_CRITIC_LR]
-    loss1 = d3pg.critic_gradient(spec_c, Critic(nets.phi1, nets.l2_mask), stats, hp, ip, buf, work)
+    loss1 = d3pg.critic_gradient(spec_c, Critic(nets.phi1, nets.l2_ranges), stats, hp, ip, buf, work)
     adam_step(nets.phi1, work.dphi, nets.m_phi1, nets.v_phi1, t, lr, b1, b2, eps)
-    loss2 = d3pg.critic_gradient(spec_c, Critic(nets.phi2, nets.l2_mask), stats, hp, ip, buf, work)
+    loss2 = d3pg.critic_gradient(spec_c, Critic(nets.phi2, nets.l2_ranges), stats, hp, ip, buf, work)
     adam_step(nets.phi2, work.dphi, nets.m_phi2, nets.v_phi2, t, lr, b1, b2, eps)
     stats.scalars[F_ACTOR_LOSS] = actor_gradient(spec_a, spec_c, nets, hp, work)
     adam_step(nets.theta, work.dtheta, nets.m_theta, nets.v_theta, t, hp[HP_ACTOR_LR], b1, b2,
@@ -488,7 +488,7 @@ class HybridSACAgent:
         self.nets = Nets(
             theta, phi1, phi2, phi1.copy(), phi2.copy(), np.array([np.log(c.init_alpha)]),
             z(theta), z(theta), z(phi1), z(phi1), z(phi2), z(phi2), np.zeros(1), np.zeros(1),
-            self.critic.hidden_weight_mask().astype(np.float64),
+            d3pg.hidden_weight_ranges(self.critic),
         )
         self.stats = Stats(
             np.zeros(2 * n + 1), np.zeros(3), np.zeros(4, dtype=np.int64),

@@ -136,7 +136,7 @@ def test_twin_critic_loss_gradients_match_finite_differences(which):
     env, a = small_agent(TASKS[-1], seed=1)
     call_soft_targets(a)
     phi = getattr(a.nets, which)
-    loss = d3pg.critic_gradient(a.critic.spec, sac.Critic(phi, a.nets.l2_mask), a.stats, a.hp,
+    loss = d3pg.critic_gradient(a.critic.spec, sac.Critic(phi, a.nets.l2_ranges), a.stats, a.hp,
                                 a.ip, a.buf, a.work)
     assert loss == pytest.approx(critic_loss(a, phi.copy()), rel=1e-10)
     fd = central_difference(lambda p: critic_loss(a, p), phi.copy())
