@@ -21,6 +21,7 @@ import math
 import numpy as np
 
 from fastd3pg._jit import jit
+from fastd3pg.linalg import cholesky_solve
 
 # Status codes (as the reference implementation's ``result``).
 QP_NOT_PD = -1  # H_ff not positive definite
@@ -76,21 +77,6 @@ def cholesky_free(H, free, L):
         for i in range(j):
             L[i, j] = 0.0
     return nf
-
-
-@jit
-def cholesky_solve(L, nf, b):
-    """``b[:nf] ← (L Lᵀ)⁻¹ b[:nf]`` in place."""
-    for i in range(nf):
-        v = b[i]
-        for k in range(i):
-            v -= L[i, k] * b[k]
-        b[i] = v / L[i, i]
-    for i in range(nf - 1, -1, -1):
-        v = b[i]
-        for k in range(i + 1, nf):
-            v -= L[k, i] * b[k]
-        b[i] = v / L[i, i]
 
 
 @jit

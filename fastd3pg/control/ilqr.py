@@ -61,7 +61,8 @@ from typing import NamedTuple
 import numpy as np
 
 from fastd3pg._jit import jit
-from fastd3pg.control.boxqp import QP_NOT_PD, boxqp, cholesky_solve
+from fastd3pg.control.boxqp import QP_NOT_PD, boxqp
+from fastd3pg.linalg import cholesky_solve
 from fastd3pg.physics import dispatch
 
 # Kernel status codes.

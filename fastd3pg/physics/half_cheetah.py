@@ -133,6 +133,7 @@ import numpy as np
 
 from fastd3pg import rng as _rng
 from fastd3pg._jit import jit
+from fastd3pg.linalg import cholesky_solve
 from fastd3pg.physics import lcp
 from fastd3pg.physics.base import Env
 
@@ -240,22 +241,6 @@ def _omega(j, v):
     for k in range(2, NQ):
         w += _on_path(j, k) * v[k]
     return w
-
-
-@jit
-def _cholesky_solve(L, b, x):
-    """Solve ``L Lᵀ x = b`` (``L`` from :func:`_cholesky`)."""
-    n = b.shape[0]
-    for i in range(n):
-        acc = b[i]
-        for k in range(i):
-            acc -= L[i, k] * x[k]
-        x[i] = acc / L[i, i]
-    for i in range(n - 1, -1, -1):
-        acc = x[i]
-        for k in range(i + 1, n):
-            acc -= L[k, i] * x[k]
-        x[i] = acc / L[i, i]
 
 
 @jit
@@ -401,8 +386,8 @@ def simulate(p, s, a, out, jac, J_s, J_a, info):
         rhs[i] = acc_i + h * (tau - c[i])
     L = np.empty((NQ, NQ))
     _cholesky(Meff, L)
-    vf = np.empty(NQ)
-    _cholesky_solve(L, rhs, vf)
+    vf = rhs.copy()
+    cholesky_solve(L, NQ, vf)
 
     # Contacts (3): W columns (n, t, -t) per contact, Y = M_eff⁻¹ W.
     Jp = np.empty((NC, 2, NQ))
@@ -421,13 +406,12 @@ def simulate(p, s, a, out, jac, J_s, J_a, info):
             W[k, 3 * i] = Jp[i, 1, k]
             W[k, 3 * i + 1] = Jp[i, 0, k]
             W[k, 3 * i + 2] = -Jp[i, 0, k]
-    tmp = np.empty(NQ)
     for j in range(3 * NC):
         for k in range(NQ):
             col[k] = W[k, j]
-        _cholesky_solve(L, col, tmp)
+        cholesky_solve(L, NQ, col)
         for k in range(NQ):
-            Y[k, j] = tmp[k]
+            Y[k, j] = col[k]
     # Only points near the ground enter the LCP; a point left out whose constraint the
     # solution violates (it would end the step below the ground) is added and the LCP solved
     # again, so the pruning never changes the result.
