@@ -136,3 +136,9 @@ def overrides_from_file(path, algo: str, algos) -> dict:
     top.update(data.get(algo, {}))
     return top
 
+
+def require(checks):
+    """Raise :class:`ConfigError` for the first ``(ok, message)`` pair that is not ok."""
+    for ok, message in checks:
+        if not ok:
+            raise ConfigError(f"invalid config: {message}")

@@ -29,11 +29,31 @@ import numpy as np
 from fastd3pg import rng as _rng
 from fastd3pg._jit import jit
 from fastd3pg.control import replay
-from fastd3pg.control.configio import ConfigError
+from fastd3pg.control.configio import ConfigError, require
 from fastd3pg.nn import MLP, adam_step, polyak
 from fastd3pg.nn import kernels as nnk
 from fastd3pg.nn.normalizer import normalizer_moments, normalizer_update
 from fastd3pg.physics import dispatch
+
+
+def actor_critic_checks(c) -> list:
+    """``(ok, message)`` checks of the settings D3PG's and SAC's configs share."""
+    return [
+        (c.w1 >= 0 and c.w2 >= 0, "w1 and w2 must be >= 0"),
+        (c.reg in ("l2", "cosine"), f"reg must be 'l2' or 'cosine', got {c.reg!r}"),
+        (0 <= c.gamma <= 1, "gamma must lie in [0, 1]"),
+        (0 < c.tau <= 1, "tau must lie in (0, 1]"),
+        (c.batch_size >= 1, "batch_size must be >= 1"),
+        (c.critic_l2 >= 0, "critic_l2 must be >= 0"),
+        (len(c.hidden) >= 1 and all(isinstance(h, int) and h > 0 for h in c.hidden),
+         "hidden must be a non-empty list of positive integers"),
+        (c.buffer_size >= 1, "buffer_size must be >= 1"),
+        (c.rollout_steps >= 1 and c.train_steps >= 0,
+         "rollout_steps must be >= 1 and train_steps >= 0"),
+        (c.obs_clip > 0, "obs_clip must be > 0"),
+        (0 <= c.adam_beta1 < 1 and 0 <= c.adam_beta2 < 1 and c.adam_eps > 0,
+         "Adam needs 0 <= beta < 1 and eps > 0"),
+    ]
 
 
 @dataclass(frozen=True)
@@ -68,29 +88,12 @@ class D3PGConfig:
     adam_eps: float = 1e-8  #: Adam ε (added outside the square root)
 
     def validate(self):
-        checks = [
-            (self.w1 >= 0 and self.w2 >= 0, "w1 and w2 must be >= 0"),
-            (self.reg in ("l2", "cosine"), f"reg must be 'l2' or 'cosine', got {self.reg!r}"),
-            (0 <= self.gamma <= 1, "gamma must lie in [0, 1]"),
-            (0 < self.tau <= 1, "tau must lie in (0, 1]"),
-            (self.batch_size >= 1, "batch_size must be >= 1"),
+        require(actor_critic_checks(self) + [
             (self.actor_lr > 0 and self.critic_lr > 0, "learning rates must be > 0"),
-            (self.critic_l2 >= 0, "critic_l2 must be >= 0"),
-            (len(self.hidden) >= 1 and all(isinstance(h, int) and h > 0 for h in self.hidden),
-             "hidden must be a non-empty list of positive integers"),
-            (self.buffer_size >= 1, "buffer_size must be >= 1"),
-            (self.rollout_steps >= 1 and self.train_steps >= 0,
-             "rollout_steps must be >= 1 and train_steps >= 0"),
             (self.noise_init >= 0 and self.noise_target > 0 and self.noise_adapt >= 1,
              "noise_init >= 0, noise_target > 0 and noise_adapt >= 1 required"),
             (self.noise_interval >= 1, "noise_interval must be >= 1"),
-            (self.obs_clip > 0, "obs_clip must be > 0"),
-            (0 <= self.adam_beta1 < 1 and 0 <= self.adam_beta2 < 1 and self.adam_eps > 0,
-             "Adam needs 0 <= beta < 1 and eps > 0"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise ConfigError(f"invalid config: {message}")
+        ])
 
 
 @dataclass(frozen=True)

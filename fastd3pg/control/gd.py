@@ -49,7 +49,7 @@ import numpy as np
 from fastd3pg import rng as _rng
 from fastd3pg._jit import jit
 from fastd3pg.control import d3pg, metrics
-from fastd3pg.control.configio import ConfigError
+from fastd3pg.control.configio import require
 from fastd3pg.control.d3pg import (
     HP_ACTOR_LR, HP_B1, HP_B2, HP_EPS, HP_GAMMA, HP_OBS_CLIP, IP_HORIZON, IP_NORM_OBS, IP_TASK,
     group_arrays, initial_actor, load_group_arrays, normalize_states, refresh_moments, run_seeds,
@@ -82,7 +82,7 @@ class GDConfig:
     adam_eps: float = 1e-8  #: Adam ε (added outside the square root)
 
     def validate(self):
-        checks = [
+        require([
             (self.lr > 0, "lr must be > 0"),
             (0 <= self.gamma <= 1, "gamma must lie in [0, 1]"),
             (self.episodes_per_update >= 1, "episodes_per_update must be >= 1"),
@@ -95,10 +95,7 @@ class GDConfig:
              "patience must be >= 1 and plateau_tol >= 0"),
             (0 <= self.adam_beta1 < 1 and 0 <= self.adam_beta2 < 1 and self.adam_eps > 0,
              "Adam needs 0 <= beta < 1 and eps > 0"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise ConfigError(f"invalid config: {message}")
+        ])
 
 
 IP_EPISODES = 10  # after D3PG's int indices, whose IP_NORM_OBS, IP_HORIZON, IP_TASK are read

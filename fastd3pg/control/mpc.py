@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fastd3pg import rng as _rng
-from fastd3pg.control.configio import ConfigError
+from fastd3pg.control.configio import require
 from fastd3pg.control.d3pg import initial_actor, run_seeds
 from fastd3pg.control.ilqr import ilqr_plan
 from fastd3pg.physics import dispatch
@@ -38,10 +38,11 @@ class MPCConfig:
     obs_clip: float = 5.0  #: clip of the initial actor's input (D3PG's, before any statistics)
 
     def validate(self):
-        if self.horizon < 1 or self.iters_per_step < 1 or self.first_iters < 1:
-            raise ConfigError("invalid config: horizon, iters_per_step and first_iters must be >= 1")
-        if not self.mu0 > 0 or not self.obs_clip > 0:
-            raise ConfigError("invalid config: mu0 and obs_clip must be > 0")
+        require([
+            (self.horizon >= 1 and self.iters_per_step >= 1 and self.first_iters >= 1,
+             "horizon, iters_per_step and first_iters must be >= 1"),
+            (self.mu0 > 0 and self.obs_clip > 0, "mu0 and obs_clip must be > 0"),
+        ])
 
 
 class MPCAgent:

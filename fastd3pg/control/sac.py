@@ -55,7 +55,7 @@ import numpy as np
 from fastd3pg import rng as _rng
 from fastd3pg._jit import jit
 from fastd3pg.control import d3pg, replay
-from fastd3pg.control.configio import ConfigError
+from fastd3pg.control.configio import ConfigError, require
 from fastd3pg.control.d3pg import (
     C_ADAM_T, C_EPISODE_T, C_TOTAL, C_UPDATES, F_EPISODE_RETURN, HP_ACTOR_LR, HP_B1, HP_B2,
     HP_CRITIC_LR, HP_EPS, HP_GAMMA, HP_L2, HP_OBS_CLIP, HP_TAU, HP_W1, HP_W2, IP_BATCH,
@@ -102,30 +102,13 @@ class HybridSACConfig:
     adam_eps: float = 1e-8  #: Adam ε (added outside the square root)
 
     def validate(self):
-        checks = [
-            (self.w1 >= 0 and self.w2 >= 0, "w1 and w2 must be >= 0"),
-            (self.reg in ("l2", "cosine"), f"reg must be 'l2' or 'cosine', got {self.reg!r}"),
-            (0 <= self.gamma <= 1, "gamma must lie in [0, 1]"),
-            (0 < self.tau <= 1, "tau must lie in (0, 1]"),
-            (self.batch_size >= 1, "batch_size must be >= 1"),
+        require(d3pg.actor_critic_checks(self) + [
             (self.actor_lr > 0 and self.critic_lr > 0 and self.alpha_lr >= 0,
              "actor_lr and critic_lr must be > 0, alpha_lr >= 0"),
             (self.init_alpha > 0, "init_alpha must be > 0"),
             (self.log_std_min < self.log_std_max, "log_std_min must be < log_std_max"),
-            (self.critic_l2 >= 0, "critic_l2 must be >= 0"),
-            (len(self.hidden) >= 1 and all(isinstance(h, int) and h > 0 for h in self.hidden),
-             "hidden must be a non-empty list of positive integers"),
-            (self.buffer_size >= 1, "buffer_size must be >= 1"),
             (self.warmup_steps >= 0, "warmup_steps must be >= 0"),
-            (self.rollout_steps >= 1 and self.train_steps >= 0,
-             "rollout_steps must be >= 1 and train_steps >= 0"),
-            (self.obs_clip > 0, "obs_clip must be > 0"),
-            (0 <= self.adam_beta1 < 1 and 0 <= self.adam_beta2 < 1 and self.adam_eps > 0,
-             "Adam needs 0 <= beta < 1 and eps > 0"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise ConfigError(f"invalid config: {message}")
+        ])
 
 
 @dataclass(frozen=True)
