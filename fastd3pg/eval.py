@@ -155,7 +155,7 @@ def write_video(policy, env, path, seed: int = 0, state=None, width: int = 400,
     states, rewards = episode(policy, env, start)
     draw = Renderer(env, width, height)
     returns = np.concatenate([[0.0], np.cumsum(rewards)])
-    frames = (draw(s, caption=f"{env.name}  t = {k * env.dt:7.2f} s  return {g:10.2f}")
+    frames = (draw(s, caption=f"{env.name}  t = {k * env.dt:.2f} s  return {g:.2f}")
               for k, (s, g) in enumerate(zip(states, returns)))
     try:
         return write_animation(frames, path, fps=frame_rate(env))

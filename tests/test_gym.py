@@ -198,8 +198,7 @@ def test_vector_env_equals_single_envs_in_a_loop_with_autoreset(task):
 
 
 def test_make_vec_uses_the_vector_env_and_its_jacobians_equal_transition_batch():
-    venv = gymnasium.make_vec("fastd3pg/CartPole-v0", num_envs=3, jacobians=True,
-                              vectorization_mode="vector_entry_point")
+    venv = gymnasium.make_vec("fastd3pg/CartPole-v0", num_envs=3, jacobians=True)
     assert isinstance(venv.unwrapped, fg.TaskVectorEnv)
     sim = make("CartPole")
     obs, _ = venv.reset(seed=0)
