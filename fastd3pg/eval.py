@@ -198,14 +198,16 @@ def main(argv=None) -> int:
                      description="Evaluate a trained policy: its raw and normalized returns over "
                                  "seeded episodes, and optionally an animation of the first.")
     parser.add_argument("run_dir", help="a training run's output directory")
-    parser.add_argument("--episodes", type=_positive(1), default=10, help="episodes (default 10)")
+    parser.add_argument("--episodes", type=_positive(1), default=10, metavar="N",
+                        help="episodes (default 10)")
     parser.add_argument("--seed", type=_positive(0), default=0,
                         help="seed of the start states' stream (default 0)")
-    parser.add_argument("--start-state", type=_state, default=None,
-                        help="one episode from this state: comma-separated numbers")
-    parser.add_argument("--video", default=None,
+    parser.add_argument("--start-state", type=_state, default=None, metavar="S0,S1,...",
+                        help="one episode from this state (write --start-state=-1,0,0 when it "
+                             "begins with a minus sign)")
+    parser.add_argument("--video", default=None, metavar="FILE",
                         help="write the first episode to this .gif (or .mp4, with ffmpeg)")
-    parser.add_argument("--policy", default=None,
+    parser.add_argument("--policy", default=None, metavar="FILE",
                         help="evaluate this policy.npz instead of the run's own")
     try:
         args = parser.parse_args(argv)

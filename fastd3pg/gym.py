@@ -11,7 +11,7 @@
 ...                           vectorization_mode="vector_entry_point")   # TaskVectorEnv
 
 :class:`TaskEnv` is a thin shell around a :mod:`fastd3pg.physics` env: observations are the
-task's float64 state vector itself (the same arrays, not cast to float32), actions lie in
+task's float64 state vector itself (never cast to float32), actions lie in
 ``[-1, 1]^m`` (values outside are clipped by the simulator, as in ``fastd3pg.physics``), the
 reward is the task's, and ``reset(seed=)`` seeds the task's own random stream, so that a
 Gymnasium episode equals ``fastd3pg.physics``' ``reset(seed)`` and ``step`` bit for bit. The
