@@ -17,10 +17,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from fastd3pg import rng as _rng
+from fastd3pg.control import core
 from fastd3pg.control.configio import require
-from fastd3pg.control.d3pg import initial_actor, run_seeds
 from fastd3pg.control.ilqr import ilqr_plan
 from fastd3pg.physics import dispatch
+from fastd3pg.policy import make_policy_arrays
 
 
 @dataclass(frozen=True)
@@ -55,10 +56,10 @@ class MPCAgent:
             raise ValueError(f"mpc needs a differentiable reward; {env.name}'s reward has no "
                              f"useful derivative (use ddpg, d3pg, sac or d3pg-sac)")
         self.env, self.config = env, config
-        self.actor, self.theta = initial_actor(env, config, seed)
+        self.actor, self.theta = core.initial_actor(env, config, seed)
         n, m = env.state_dim, env.action_dim
         # The training stream of D3PG's agent: the first episode starts from the same state.
-        self.rng = _rng.make_rng(int(run_seeds(seed)[2]))
+        self.rng = _rng.make_rng(int(core.run_seeds(seed)[2]))
         self.state = np.zeros(n)
         self.plan = np.zeros((config.horizon, m))
         self.rollout = np.zeros((env.horizon + config.horizon, m))  # initial actor's actions
@@ -133,12 +134,6 @@ class MPCAgent:
             target[...] = arrays[name]
 
     def policy_arrays(self) -> dict:
-        n = self.env.state_dim
-        return {
-            "env": np.array(self.env.name), "sizes": np.array(self.actor.sizes),
-            "activation": np.array(self.config.activation),
-            "output_activation": np.array("tanh"),
-            "layer_norm": np.array(self.config.layer_norm), "params": self.theta.copy(),
-            "obs_mean": np.zeros(n), "obs_std": np.ones(n) - 1e-8,
-            "obs_clip": np.array(self.config.obs_clip),
-        }
+        """The initial actor on raw states clipped at ``obs_clip`` (as :meth:`_actor_action`)."""
+        return make_policy_arrays(self.env.name, self.actor, self.theta,
+                                  obs_clip=self.config.obs_clip)
