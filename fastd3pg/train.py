@@ -17,7 +17,6 @@ checkpoint and exits; ``--resume`` continues it to the same numbers an uninterru
 import argparse
 import csv
 import dataclasses
-import importlib
 import io
 import json
 import math
@@ -31,19 +30,14 @@ from pathlib import Path
 import numpy as np
 
 import fastd3pg
+from fastd3pg import control
 from fastd3pg.control import metrics
 from fastd3pg.control.configio import ConfigError, apply_overrides, overrides_from_file
 from fastd3pg.policy import Policy, load_policy  # noqa: F401  (part of this module's API)
 
-# Algorithm name -> "module:AgentClass". The agent class carries its config dataclass.
-ALGOS = {
-    "ddpg": "fastd3pg.control.d3pg:DDPGAgent",
-    "d3pg": "fastd3pg.control.d3pg:D3PGAgent",
-    "sac": "fastd3pg.control.sac:SACAgent",
-    "d3pg-sac": "fastd3pg.control.sac:HybridSACAgent",
-    "gd": "fastd3pg.control.gd:GDAgent",
-    "mpc": "fastd3pg.control.mpc:MPCAgent",
-}
+# The algorithm registry lives in fastd3pg.control; these are its names here.
+ALGOS = control.ALGOS
+agent_class = control.agent_class
 
 TUNED_CONFIGS = Path(__file__).resolve().parent.parent / "runs" / "configs"
 METRICS_HEADER = ["timesteps", "wall_s", "return_raw", "return_mean", "return_history"]
@@ -52,13 +46,6 @@ CHECKPOINT_EVERY_S = 30.0
 
 class TrainingError(RuntimeError):
     """A run that cannot go on (diverged, bad checkpoint); the message says why."""
-
-
-def agent_class(algo: str):
-    if algo not in ALGOS:
-        raise ValueError(f"unknown algo {algo!r}; valid: {', '.join(ALGOS)}")
-    module, name = ALGOS[algo].split(":")
-    return getattr(importlib.import_module(module), name)
 
 
 # -- files --------------------------------------------------------------------------------------
