@@ -63,9 +63,9 @@ class MPCAgent:
         self.state = np.zeros(n)
         self.plan = np.zeros((config.horizon, m))
         self.rollout = np.zeros((env.horizon + config.horizon, m))  # initial actor's actions
-        # [timesteps, step in episode]; [episode return so far, latest predicted return]
-        self.counters = np.zeros(2, dtype=np.int64)
-        self.scalars = np.array([0.0, np.nan])
+        self.total, self.episode_t = core.counter(), core.counter()  # env steps: run, episode
+        self.episode_return = core.scalar()  # rewards received so far in the episode
+        self.predicted = core.scalar(np.nan)  # the latest predicted cumulative return
         self._start_episode()
 
     def _actor_action(self, s):
@@ -85,43 +85,45 @@ class MPCAgent:
                 self.rollout[t + 1:] = self.rollout[t]
                 break
         self.plan[:] = self.rollout[:H]
-        self.counters[1] = 0
-        self.scalars[0] = 0.0
+        self.episode_t[0] = 0
+        self.episode_return[0] = 0.0
 
     @property
     def timesteps(self) -> int:
-        return int(self.counters[0])
+        return int(self.total[0])
 
     def train(self, n_steps: int) -> float:
         env, c = self.env, self.config
         out = np.empty(env.state_dim)
         for _ in range(n_steps):
-            t = int(self.counters[1])
+            t = int(self.episode_t[0])
             plan = ilqr_plan(env, self.state, self.plan,
                              c.first_iters if t == 0 else c.iters_per_step, mu0=c.mu0)
             covered = min(c.horizon, env.horizon - t)
-            self.scalars[1] = self.scalars[0] + float(plan.rewards[:covered].sum())
+            self.predicted[0] = self.episode_return[0] + float(plan.rewards[:covered].sum())
             r, terminated = dispatch.step(env.task_id, env.params, self.state,
                                           plan.actions[0], out)
             self.state[:] = out
-            self.scalars[0] += r
-            self.counters += 1
-            if terminated or self.counters[1] >= env.horizon:
+            self.episode_return[0] += r
+            self.total[0] += 1
+            self.episode_t[0] += 1
+            if terminated or self.episode_t[0] >= env.horizon:
                 self._start_episode()
                 continue
             # Warm start: shift by one; the new last action from the initial rollout.
             self.plan[:-1] = plan.actions[1:]
             self.plan[-1] = self.rollout[min(t + c.horizon, self.rollout.shape[0] - 1)]
-        return float(self.scalars[1])
+        return float(self.predicted[0])
 
     def evaluate(self) -> float:
         """The latest predicted cumulative return (PAPER.md §6's MPC metric)."""
-        return float(self.scalars[1])
+        return float(self.predicted[0])
 
     def finite(self) -> bool:
-        return bool(np.isfinite(self.scalars[1]) and np.all(np.isfinite(self.plan)))
+        return bool(np.isfinite(self.predicted[0]) and np.all(np.isfinite(self.plan)))
 
-    _STATE = ("state", "plan", "rollout", "counters", "scalars", "rng")
+    _STATE = ("state", "plan", "rollout", "total", "episode_t", "episode_return", "predicted",
+              "rng")
 
     def state_arrays(self) -> dict:
         return {name: getattr(self, name) for name in self._STATE}
