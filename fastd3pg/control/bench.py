@@ -17,7 +17,7 @@ UPDATE_CAP = 5900.0
 
 def _agent(algo, env_name, steps):
     from fastd3pg.physics import make
-    from fastd3pg.train import agent_class
+    from fastd3pg.control import agent_class
 
     cls = agent_class(algo)
     config = cls.config_class(rollout_steps=1, train_steps=1)
@@ -46,7 +46,7 @@ def first_run_compile_seconds(algo="d3pg", env_name="Pendulum"):
 
 def tables(quick=False):
     from fastd3pg.physics import names
-    from fastd3pg.train import ALGOS
+    from fastd3pg.control import ALGOS
 
     steps = 1000 if quick else 4000
     tasks = ["Pendulum"] + [t for t in ("HalfCheetah", "RollingDie") if t in names()][:1]
