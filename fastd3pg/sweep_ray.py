@@ -109,11 +109,26 @@ def train_task(spec: dict):
         yield {"exit": code, "files": _folder(out)}
 
 
+def _check_reachable(address):
+    """Fail at once on a ``host:port`` nobody listens on (Ray itself retries for minutes)."""
+    if not address or "://" in address or ":" not in address:
+        return
+    host, port = address.rsplit(":", 1)
+    if not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=10).close()
+    except OSError as err:
+        raise SweepError(f"cannot reach the Ray cluster at {address}: "
+                         f"{err.strerror or err}") from None
+
+
 class RayBackend:
     """Runs as Ray tasks on the cluster at ``address`` (None: ``RAY_ADDRESS``, else a local
     cluster), at most ``jobs`` in flight (None: as many as the cluster takes)."""
 
     def __init__(self, address, jobs, cwd: Path, config=None):
+        _check_reachable(address)
         try:
             ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
         except Exception as err:  # Ray raises many kinds (ConnectionError, ValueError, ...)
@@ -130,7 +145,7 @@ class RayBackend:
         self.source = _source()
         self._task = ray.remote(num_cpus=1, max_retries=0)(train_task)
         self._runs = {}  # ObjectRefGenerator -> Run
-        self._started = set()
+        self._started = {}  # Run -> where its task runs
 
     def _rel(self, path: Path, fallback) -> Path:
         try:
@@ -172,9 +187,10 @@ class RayBackend:
             lines = str(err).strip().splitlines()
             return Outcome("failed", f"Ray task error: {lines[-1] if lines else err}")
         except ray.exceptions.RayError as err:  # the worker or its node died
-            return Outcome("lost", f"Ray worker lost ({type(err).__name__})")
+            where = self._started.get(run, "a node")
+            return Outcome("lost", f"Ray worker lost ({type(err).__name__}) on {where}")
         if "started" in message:
-            self._started.add(run)
+            self._started[run] = message["started"]
             return None
         if "error" in message:
             return Outcome("failed", message["error"])
@@ -195,7 +211,7 @@ class RayBackend:
             outcome = self._receive(gen)
             if outcome is not None:
                 run = self._runs.pop(gen)
-                self._started.discard(run)
+                self._started.pop(run, None)
                 ended.append((run, outcome))
         return ended
 

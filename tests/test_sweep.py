@@ -164,6 +164,17 @@ def test_the_package_and_the_local_backend_never_import_ray():
     assert result.returncode == 0, result.stderr
 
 
+def test_the_ray_backend_without_ray_says_how_to_install_it(tmp_path):
+    path = make_experiment(tmp_path, "noray", ["MassPoint"], ["ddpg"], 1, 800)
+    code = ("import sys; sys.modules['ray'] = None; from fastd3pg.sweep import main; "
+            f"sys.exit(main([{str(path)!r}, '--backend', 'ray']))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env=environ())
+    assert result.returncode == 1
+    assert result.stderr == ('python -m fastd3pg.sweep: error: --backend ray needs Ray: '
+                             'pip install "fastd3pg[ray]"\n')
+
+
 # -- the state of a run on disk ----------------------------------------------------------------
 def write_run(folder, last_step, policy=True, log=""):
     folder.mkdir(parents=True, exist_ok=True)

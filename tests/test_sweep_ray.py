@@ -47,6 +47,15 @@ def ray_sweep(path, address, *args):
     return sweep_cli(path, "--backend", "ray", "--address", address, *args)
 
 
+def test_an_unreachable_cluster_is_one_line_at_once(tmp_path):
+    path = make_experiment(tmp_path, "nocluster", ["MassPoint"], ["ddpg"], 1, 800)
+    result = ray_sweep(path, "127.0.0.1:1")  # nothing listens on port 1
+    assert result.returncode == 1
+    assert result.stderr.startswith("python -m fastd3pg.sweep: error: cannot reach the Ray "
+                                    "cluster at 127.0.0.1:1")
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
 def test_ray_backend_writes_what_the_local_backend_writes(tmp_path, cluster):
     path = make_experiment(tmp_path, "both", ["MassPoint", "Pendulum"], ["ddpg", "d3pg"], 2, 1600)
     local = sweep_cli(path, "--jobs", "2", "--results", tmp_path / "local")
