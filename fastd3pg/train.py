@@ -431,6 +431,8 @@ def _train(environment, cls, cfg, sources, algo, seed, steps, out, resume, progr
             with contextlib.suppress(FileNotFoundError):
                 (out / name).unlink()
     _write_text(out / "config.json", config_text)
+    if rows:  # the checkpoint's record (rows written after it are computed again)
+        _write_text(out / "metrics.csv", _metrics_text(rows))
     history = metrics.History(row[3] for row in rows)
 
     bar = _Progress(progress, steps)
