@@ -315,7 +315,8 @@ class _Progress:
 
 class _CompileNotice:
     """``compiling kernels, first run only ... done in N s`` on the progress stream, when the
-    kernel cache holds nothing of the algorithm's module yet (a cheap look at file names)."""
+    kernel cache lacks what this run compiles (:func:`_cold_cache`, a cheap look at file
+    names)."""
 
     def __init__(self, stream, cls):
         self.stream, self.t0 = stream, None
@@ -334,13 +335,20 @@ class _CompileNotice:
 
 
 def _cold_cache(cls) -> bool:
+    """Whether the kernel cache holds no kernel of the metrics (every run compiles them first)
+    or, where the agent's module defines compiled kernels, none of those."""
     from fastd3pg import _jit
 
-    stem = cls.__module__.rsplit(".", 1)[-1] + "."
+    module = sys.modules[cls.__module__]
+    stems = ["metrics."]
+    if any(getattr(getattr(value, "py_func", None), "__module__", None) == module.__name__
+           for value in vars(module).values()):
+        stems.append(module.__name__.rsplit(".", 1)[-1] + ".")
     try:
-        return not any(p.name.startswith(stem) for p in Path(_jit.cache_dir()).rglob("*.nbi"))
+        cached = [p.name for p in Path(_jit.cache_dir()).rglob("*.nbi")]
     except OSError:
         return True
+    return not all(any(name.startswith(stem) for name in cached) for stem in stems)
 
 
 def run(env="Pendulum", algo="d3pg", seed=0, steps=20000, out=None, config=None,
@@ -393,14 +401,17 @@ def run(env="Pendulum", algo="d3pg", seed=0, steps=20000, out=None, config=None,
         if held and not resume and not overwrite:
             raise TrainingError(f"{out} already holds a run ({', '.join(held)}); continue it "
                                 "with --resume, replace it with --overwrite, or use another --out")
-        return _train(environment, cls, cfg, sources, algo, seed, steps, out, resume, progress,
-                      overwrite, float(checkpoint_every), eval_episodes)
+        notice = _CompileNotice(progress, cls)
+        try:
+            return _train(environment, cls, cfg, sources, algo, seed, steps, out, resume,
+                          progress, overwrite, float(checkpoint_every), eval_episodes, notice)
+        finally:
+            notice.done()
 
 
 def _train(environment, cls, cfg, sources, algo, seed, steps, out, resume, progress, overwrite,
-           checkpoint_every, eval_episodes):
+           checkpoint_every, eval_episodes, notice):
     env = environment.name
-    notice = _CompileNotice(progress, cls)
     settings = {
         "package": "fastd3pg",
         "version": fastd3pg.__version__,
@@ -446,7 +457,6 @@ def _train(environment, cls, cfg, sources, algo, seed, steps, out, resume, progr
             agent.train(n)
             rate = n / max(time.perf_counter() - t0, 1e-9)
             if not agent.finite():
-                notice.done()
                 raise TrainingError(
                     f"training diverged (non-finite network parameters or loss) between "
                     f"timesteps {t} and {t + n}; the last good checkpoint is kept in {checkpoint}"
@@ -472,7 +482,6 @@ def _train(environment, cls, cfg, sources, algo, seed, steps, out, resume, progr
             if flag.stop and t < steps:
                 interrupted = True
                 break
-    notice.done()
     policy_arrays = agent.policy_arrays()
     _write_npz(out / "policy.npz", policy_arrays)
     plot_curve(rows, out / "curve.png", f"{algo} on {env}, seed {seed}")
