@@ -16,6 +16,7 @@ import argparse
 import importlib
 import os
 import platform
+import sys
 import time
 from dataclasses import dataclass, field
 
@@ -89,9 +90,15 @@ def header() -> str:
     )
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        sys.exit(2)
+
+
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m fastd3pg.bench",
-                                     description="Speed tables for every part of fastd3pg.")
+    parser = _Parser(prog="python -m fastd3pg.bench",
+                     description="Speed tables for every part of fastd3pg.")
     parser.add_argument("--only", default="", help="comma-separated sections: " + ", ".join(SECTIONS))
     parser.add_argument("--quick", action="store_true", help="fewer repetitions")
     args = parser.parse_args(argv)
