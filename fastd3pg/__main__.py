@@ -17,7 +17,7 @@ def describe() -> str:
     """The text ``python -m fastd3pg`` prints."""
     import fastd3pg
     from fastd3pg.physics import make, names
-    from fastd3pg.train import ALGOS, agent_class
+    from fastd3pg.control import ALGOS, agent_class
 
     lines = [f"fastd3pg {fastd3pg.__version__}: D3PG, its differentiable simulators and "
              "baselines (NumPy + Numba)", "",
@@ -32,8 +32,8 @@ def describe() -> str:
     for algo in ALGOS:
         doc = (agent_class(algo).config_class.__doc__ or "").strip().splitlines() or [""]
         lines.append(f"  {algo:<9} {SUMMARY.get(algo, doc[0])}")
-    lines += ["", "commands: python -m fastd3pg.train --help, python -m fastd3pg.bench --help, "
-              "python -m fastd3pg.sweep --help"]
+    lines += ["", "commands: python -m fastd3pg.train --help, python -m fastd3pg.eval --help, "
+              "python -m fastd3pg.sweep --help, python -m fastd3pg.bench --help"]
     return "\n".join(lines)
 
 

@@ -31,7 +31,6 @@ import argparse
 import contextlib
 import csv
 import dataclasses
-import importlib
 import io
 import json
 import math
@@ -47,26 +46,15 @@ from pathlib import Path
 import numpy as np
 
 import fastd3pg
+from fastd3pg import control
 from fastd3pg.control import metrics
 from fastd3pg.control.configio import (ConfigError, apply_overrides, overrides_from_file,
                                        tuned_config)
+from fastd3pg.policy import Policy, load_policy  # noqa: F401  (part of this module's API)
 
-# Algorithm name -> "module:AgentClass". The agent class carries its config dataclass.
-ALGOS = {
-    "ddpg": "fastd3pg.control.d3pg:DDPGAgent",
-    "d3pg": "fastd3pg.control.d3pg:D3PGAgent",
-    "sac": "fastd3pg.control.sac:SACAgent",
-    "d3pg-sac": "fastd3pg.control.sac:HybridSACAgent",
-    "gd": "fastd3pg.control.gd:GDAgent",
-    "mpc": "fastd3pg.control.mpc:MPCAgent",
-}
-
-
-def agent_class(algo: str):
-    if algo not in ALGOS:
-        raise ValueError(f"unknown algo {algo!r}; valid: {', '.join(ALGOS)}")
-    module, name = ALGOS[algo].split(":")
-    return getattr(importlib.import_module(module), name)
+# The algorithm registry lives in fastd3pg.control; these are its names here.
+ALGOS = control.ALGOS
+agent_class = control.agent_class
 
 
 METRICS_HEADER = ["timesteps", "wall_s", "return_raw", "return_mean", "return_history"]
@@ -633,61 +621,6 @@ def _check_unedited(out: Path, saved: dict):
             raise TrainingError(f"--resume: {path} was edited after the checkpoint (line "
                                 f"{k + 1} differs from the checkpoint's record); restore it, "
                                 "or delete it to have it written again from the checkpoint")
-
-
-# -- trained actors -----------------------------------------------------------------------------
-class Policy:
-    """A trained deterministic actor in plain NumPy: ``policy(state) -> action``.
-
-    Applies the stored observation normalizer, then the actor network; actions lie in
-    [-1, 1]^m. Accepts one state ``(n,)`` or a batch ``(B, n)``.
-    """
-
-    def __init__(self, arrays: dict):
-        from fastd3pg.nn import numpy_forward
-
-        self._forward = numpy_forward
-        self.env = str(arrays["env"])
-        self.sizes = [int(k) for k in arrays["sizes"]]
-        self.activation = str(arrays["activation"])
-        self.output_activation = str(arrays["output_activation"])
-        self.layer_norm = bool(arrays["layer_norm"])
-        self.params = np.asarray(arrays["params"], dtype=np.float64)
-        self.obs_mean = np.asarray(arrays["obs_mean"], dtype=np.float64)
-        self.obs_std = np.asarray(arrays["obs_std"], dtype=np.float64)
-        self.obs_clip = float(arrays["obs_clip"])
-        self.state_dim, self.action_dim = self.sizes[0], self.sizes[-1]
-
-    def __call__(self, state):
-        x = np.asarray(state, dtype=np.float64)
-        single = x.ndim == 1
-        X = x.reshape(1, -1) if single else x
-        if X.ndim != 2 or X.shape[1] != self.state_dim:
-            raise ValueError(
-                f"policy for {self.env}: state must have shape ({self.state_dim},) or "
-                f"(B, {self.state_dim}), got {x.shape}"
-            )
-        if not np.all(np.isfinite(X)):
-            raise ValueError(f"policy for {self.env}: state contains NaN or inf")
-        Z = np.clip((X - self.obs_mean) / (self.obs_std + 1e-8), -self.obs_clip, self.obs_clip)
-        Y = self._forward(self.sizes, self.activation, self.output_activation, self.layer_norm,
-                          self.params, Z)
-        Y = np.clip(Y, -1.0, 1.0)
-        return Y[0] if single else Y
-
-
-def load_policy(path) -> Policy:
-    """The actor stored in ``policy.npz`` (or in a run directory holding one)."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "policy.npz"
-    if not path.is_file():
-        raise FileNotFoundError(f"no policy file at {path}")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            return Policy({k: data[k] for k in data.files})
-    except (ValueError, KeyError, OSError) as err:
-        raise ValueError(f"{path} is not a fastd3pg policy file: {err}") from None
 
 
 # -- command line -------------------------------------------------------------------------------

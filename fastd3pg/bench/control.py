@@ -21,7 +21,7 @@ from fastd3pg.bench.gemm import gemm_rate, mlp_flops
 
 def _agent(algo, env_name, steps):
     from fastd3pg.physics import make
-    from fastd3pg.train import agent_class
+    from fastd3pg.control import agent_class
 
     cls = agent_class(algo)
     config = cls.config_class(rollout_steps=1, train_steps=1)
@@ -88,7 +88,7 @@ def first_run_compile_seconds(algo="d3pg", env_name="Pendulum"):
 
 def tables(quick=False):
     from fastd3pg.physics import names
-    from fastd3pg.train import ALGOS
+    from fastd3pg.control import ALGOS
 
     steps = 1000 if quick else 4000
     repeat = 3 if quick else 7

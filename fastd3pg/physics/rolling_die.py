@@ -78,7 +78,7 @@ Termination
 Horizon
     150 steps (3 s: the flight and two or three bounces, then sliding or rest).
 
-Picture (the paper's Figure 3): ``python -m fastd3pg.physics.draw_die --out die.png``.
+Picture (the paper's Figure 3): ``python -m fastd3pg.render.draw_die --out die.png``.
 
 Parameters (``make("RollingDie", restitution=1.0, friction=0.0)``): ``restitution`` e ∈ [0, 1]
 (0.5), ``friction`` μ ∈ [0, 1] (0.5), ``gravity`` (9.81), ``mass`` (1), ``half_size`` (0.5),

@@ -287,16 +287,6 @@ def test_invalid_parameters_raise_value_error():
         make("HalfCheetah", friction=-1.0)
 
 
-def test_filmstrip_writes_a_png_and_checks_its_input(env, tmp_path):
-    from fastd3pg.physics.draw_cheetah import filmstrip, rollout
-
-    states = rollout(env, seed=0, steps=30)
-    path = filmstrip(states, tmp_path / "strip.png", env, every=10)
-    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    with pytest.raises(ValueError, match="shape"):
-        filmstrip(states[:, :7], tmp_path / "bad.png", env)
-
-
 def test_held_random_actions_never_fail_the_solver(env):
     """50,000 steps: 500 random starts, each holding one random action for 100 steps (the
     body ends folded on knees and feet, the nearly singular contact configurations where the

@@ -351,11 +351,3 @@ def test_bad_states_raise_clear_errors():
         env.transition([0, np.nan, 0, 0, 0, 0], [0.0])
     with pytest.raises(ValueError, match="shape"):
         env.events(np.zeros(5), [0.0])
-
-
-def test_drawing_writes_a_png(tmp_path):
-    from fastd3pg.physics.draw_die import draw
-
-    path = draw(tmp_path / "die.png", seed=1)
-    assert path.stat().st_size > 1000
-    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

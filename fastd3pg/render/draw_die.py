@@ -2,7 +2,7 @@
 impact (its pose at the impact's exact time) and at the end, the centre's path and the target
 zone.
 
-    python -m fastd3pg.physics.draw_die --out die.png [--seed 0] [--torque 0.0]
+    python -m fastd3pg.render.draw_die --out die.png [--seed 0] [--torque 0.0]
 """
 
 import argparse
@@ -74,7 +74,7 @@ def draw(path, seed=0, policy=None, env=None):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m fastd3pg.physics.draw_die",
+    parser = argparse.ArgumentParser(prog="python -m fastd3pg.render.draw_die",
                                      description=__doc__.split("\n")[0])
     parser.add_argument("--out", default="die.png", help="PNG file to write")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random throw")
