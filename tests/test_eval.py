@@ -39,7 +39,7 @@ def _rows(run):
 def _last_evaluation_start(env, run_seed, evaluations):
     """The start state of the run's last evaluation: the driver draws one start per
     evaluation from its evaluation stream, seeded with the fourth of the run's seeds."""
-    from fastd3pg.control.d3pg import run_seeds
+    from fastd3pg.control.core import run_seeds
 
     return ev.start_states(env, evaluations, int(run_seeds(run_seed)[3]))[-1]
 
