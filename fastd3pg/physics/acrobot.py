@@ -302,7 +302,6 @@ def step_jac(p, s, a, out, J_s, J_a, dr_ds, dr_da):
 class Acrobot(Env):
     __doc__ = __doc__
     name = "Acrobot"
-    task_id = 5
     state_dim = 6
     action_dim = 1
     horizon = 500

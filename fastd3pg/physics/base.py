@@ -18,7 +18,7 @@ component has zero derivative. Kernels never raise: validation happens here, in 
 
 The class below validates input, keeps the Gymnasium-style episode state (step count, time
 limit, seeding) and calls the kernels. :mod:`fastd3pg.physics.dispatch` lets compiled code
-call any task's kernels by its integer ``task_id``.
+call any task's kernels by its integer ``task_id`` (given by :mod:`fastd3pg.physics.registry`).
 """
 
 from typing import NamedTuple
@@ -44,7 +44,7 @@ class Env:
     """Base class of every task. Subclasses set the class attributes below and the kernels."""
 
     name: str = ""
-    task_id: int = -1
+    task_id: int = -1  # set by the registry (its position there)
     state_dim: int = 0
     action_dim: int = 0
     horizon: int = 0
@@ -57,6 +57,9 @@ class Env:
     reset_kernel = None
     step_kernel = None
     step_jac_kernel = None
+    # dispatch.step_jac_batch, set by the package (fastd3pg.physics) so that this module
+    # imports no task.
+    step_jac_batch_kernel = None
 
     def __init__(self, **params):
         unknown = sorted(set(params) - set(self.param_names))
@@ -149,12 +152,12 @@ class Env:
                 f"{self.name}: states and actions have different batch sizes "
                 f"({S.shape[0]} and {A.shape[0]})"
             )
-        from fastd3pg.physics import dispatch  # imports every task: load it on first use
-
         B, n, m = S.shape[0], self.state_dim, self.action_dim
         out = np.empty((B, n))
         R, T = np.empty(B), np.empty(B, dtype=np.bool_)
         J_s, J_a = np.empty((B, n, n)), np.empty((B, n, m))
         dr_ds, dr_da = np.empty((B, n)), np.empty((B, m))
-        dispatch.step_jac_batch(self.task_id, self.params, S, A, out, R, T, J_s, J_a, dr_ds, dr_da)
+        self.step_jac_batch_kernel(
+            self.task_id, self.params, S, A, out, R, T, J_s, J_a, dr_ds, dr_da
+        )
         return Transition(out, R, T, J_s, J_a, dr_ds, dr_da)

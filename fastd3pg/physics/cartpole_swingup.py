@@ -195,7 +195,6 @@ def step_jac(p, s, a, out, J_s, J_a, dr_ds, dr_da):
 class CartPoleSwingUp(Env):
     __doc__ = __doc__
     name = "CartPoleSwingUp"
-    task_id = 2
     state_dim = 5
     action_dim = 1
     horizon = 1000

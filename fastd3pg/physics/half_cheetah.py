@@ -701,7 +701,6 @@ def body_points(p, s, pts):
 class HalfCheetah(Env):
     __doc__ = __doc__
     name = "HalfCheetah"
-    task_id = 7
     state_dim = 14
     action_dim = 4
     horizon = 1000

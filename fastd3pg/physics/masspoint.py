@@ -64,7 +64,6 @@ def step_jac(p, s, a, out, J_s, J_a, dr_ds, dr_da):
 class MassPoint(Env):
     __doc__ = __doc__
     name = "MassPoint"
-    task_id = 0
     state_dim = 1
     action_dim = 1
     horizon = 200

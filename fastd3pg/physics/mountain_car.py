@@ -126,7 +126,6 @@ def step_jac(p, s, a, out, J_s, J_a, dr_ds, dr_da):
 class MountainCar(Env):
     __doc__ = __doc__
     name = "MountainCar"
-    task_id = 4
     state_dim = 2
     action_dim = 1
     horizon = 999

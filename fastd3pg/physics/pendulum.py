@@ -134,7 +134,6 @@ def step_jac(p, s, a, out, J_s, J_a, dr_ds, dr_da):
 class Pendulum(Env):
     __doc__ = __doc__
     name = "Pendulum"
-    task_id = 3
     state_dim = 3
     action_dim = 1
     horizon = 200

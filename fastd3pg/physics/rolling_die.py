@@ -655,7 +655,6 @@ def events(p, s, a, log):
 class RollingDie(Env):
     __doc__ = __doc__
     name = "RollingDie"
-    task_id = 6
     state_dim = 6
     action_dim = 1
     horizon = 150
