@@ -196,11 +196,11 @@ def _impact_velocities(env, s, a):
     alpha, _ = rd._action(env.params, np.asarray(a, float))
     g, h, dt = env.params[rd.GRAVITY], env.params[rd.HALF_SIZE], env.params[rd.DT]
     before = np.array(s, float)
-    rd._fly(before, alpha, g, t)
+    rd.fly(before, alpha, g, t)
     after = env.transition(s, a).next_state.copy()
-    rd._fly(after, alpha, g, -(dt - t))  # the flight after the impact, run backwards
-    rx_b, _ = rd._corner(k, h, before[2])
-    rx_a, ry_a = rd._corner(k, h, after[2])
+    rd.fly(after, alpha, g, -(dt - t))  # the flight after the impact, run backwards
+    rx_b, _ = rd.corner(k, h, before[2])
+    rx_a, ry_a = rd.corner(k, h, after[2])
     return kind, before[4] + before[5] * rx_b, after[4] + after[5] * rx_a, after[3] - after[5] * ry_a
 
 
@@ -245,7 +245,7 @@ def test_no_tunnelling_at_ten_times_the_throw_speed():
         for _ in range(40):
             for kind, k, t, x, y, th in env.events(s, rng.uniform(-1, 1, 1)):
                 if kind != "flat":
-                    assert abs(y + rd._corner(k, env.params[rd.HALF_SIZE], th)[1]) < 1e-9
+                    assert abs(y + rd.corner(k, env.params[rd.HALF_SIZE], th)[1]) < 1e-9
             s = env.transition(s, rng.uniform(-1, 1, 1)).next_state
             assert lowest_corner(env, s) > -1e-9, s
 
