@@ -84,10 +84,12 @@ Contact (Stewart & Trinkle 1996; Anitescu & Potra 1997)
     another); then both orders again with 100× the compliance ``ε`` (for that step only; the
     Jacobian uses the same ``ε``).  Measured over 200,000 steps (2,000 random starts,
     constant random actions for 100 steps): 2 steps needed the reverse order, 3 the larger
-    compliance, none failed.  If all four fail, the next state and the reward are NaN (never
-    a silent wrong state), and ``HalfCheetah.contact_info`` reports the status.  A mass matrix
-    that is not numerically positive definite (only NaN in the state does that) is reported
-    as ``NOT_FINITE`` too.
+    compliance, none failed.  If all four fail, the kernels' next state and reward are NaN
+    (never a silent wrong state; a compiled training loop stops such a run as diverged) and
+    ``HalfCheetah.contact_info`` reports the status; the Python shell (``step``,
+    ``transition``, ``transition_batch``) raises ``ValueError`` naming the status instead.
+    A mass matrix that is not numerically positive definite (only NaN in the state does
+    that) is reported as ``NOT_FINITE`` too.
 Reward
     ``r = ẋ⁺ - 0.1 uᵀu`` with ``ẋ⁺`` the root's forward velocity after the step and ``u`` the
     clipped action.  ``dr/ds = J_s[7]``, ``dr/da = J_a[7] - 0.2 u``.  ``max_reward = 10``: a
@@ -284,6 +286,12 @@ class HalfCheetah(Env):
         if not self.params[HIP] <= self.params[TORSO_HALF]:
             raise ValueError(f"{self.name}: hip_offset must not exceed torso_half_length")
         self.dt = float(self.params[DT])
+
+    def _out_of_range(self, state, action):
+        status = self.contact_info(state, action)["status"]
+        if status != lcp.OK:
+            return f"the contact solver failed: {lcp.STATUS_NAMES[status]}"
+        return super()._out_of_range(state, action)
 
     def contact_info(self, state, action):
         """The step's LCP: a dict with ``status`` (see :mod:`fastd3pg.physics.lcp`),
