@@ -193,9 +193,12 @@ def _dsdt_jac(p, y, torque, k, F, G):
 def _wrap(x):
     """Gym's ``wrap(x, -π, π)``: shift by its period until inside. A value too large for a few
     shifts is first reduced modulo 2π (Gym would loop for ever on it; a valid state never
-    gets there), so the kernel always ends."""
+    gets there), exactly (``%``, by ``fmod``) where that reduction's rounding leaves it
+    large (beyond ~1e16), so the kernel always ends, and soon."""
     if not abs(x) <= 64.0 * math.pi:
         x = x - _TWO_PI * math.floor(x / _TWO_PI)
+        if not abs(x) <= 64.0 * math.pi:
+            x = x % _TWO_PI
     while x > math.pi:
         x = x - _TWO_PI
     while x < -math.pi:
