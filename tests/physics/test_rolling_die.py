@@ -290,40 +290,6 @@ def test_thrown_dice_end_lying_flat_and_never_sink():
         assert abs(np.sin(2 * s[2])) < 1e-12
 
 
-def test_random_action_steps_stay_finite():
-    env = make("RollingDie")
-    rng = np.random.default_rng(6)
-    B, steps = 1000, 100  # 100,000 steps with Jacobians
-    S = np.stack([env.reset(seed=i)[0] for i in range(B)])
-    for t in range(steps):
-        tr = env.transition_batch(S, rng.uniform(-1.5, 1.5, (B, 1)))
-        for field in tr:
-            assert np.all(np.isfinite(field))
-        S = tr.next_state
-        if t % 50 == 49:  # new throws, so that flights and impacts keep occurring
-            S[: B // 2] = np.stack([env.reset(seed=B * t + i)[0] for i in range(B // 2)])
-
-
-def test_transition_batch_equals_looped_transition():
-    env = make("RollingDie")
-    rng = np.random.default_rng(7)
-    pairs = near_ground_states(env, 9, rng)
-    S, A = np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
-    batch = env.transition_batch(S, A)
-    for b in range(9):
-        one = env.transition(S[b], A[b])
-        for field, value in one._asdict().items():
-            np.testing.assert_array_equal(getattr(batch, field)[b], value)
-
-
-def test_out_of_range_actions_are_clipped_with_zero_derivative():
-    env = make("RollingDie")
-    s = np.array([0.0, 2.0, 0.3, 1.0, 0.0, 1.0])
-    tr = env.transition(s, [3.0])
-    np.testing.assert_array_equal(tr.next_state, env.transition(s, [1.0]).next_state)
-    assert np.all(tr.J_a == 0.0) and tr.dr_da[0] == 0.0
-
-
 def test_reward_is_the_smoothed_distance_to_the_target():
     env = make("RollingDie", target_x=1.5)
     s = np.array([-1.0, 3.0, 0.2, 0.5, 1.0, 0.0])
