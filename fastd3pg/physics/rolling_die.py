@@ -127,7 +127,6 @@ from fastd3pg.physics.rolling_die_contact import (  # noqa: F401 (the layout, re
 )
 from fastd3pg.physics.scratch import stack_empty
 
-_corner = corner  # the name fastd3pg.physics.draw_die imports
 _TANGENT_SIZE = 7 * NCOL  # the tangent D, on the stack (see fastd3pg.physics.scratch)
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fastd3pg.physics.rolling_die import HALF_SIZE, TARGET_X, RollingDie, _corner
+from fastd3pg.physics.rolling_die import HALF_SIZE, TARGET_X, RollingDie, corner
 
 
 def rollout(env, seed=0, policy=None):
@@ -39,7 +39,7 @@ def draw(path, seed=0, policy=None, env=None):
     h = env.params[HALF_SIZE]
 
     def outline(x, y, th):
-        pts = [_corner(k, h, th) for k in (0, 1, 2, 3, 0)]
+        pts = [corner(k, h, th) for k in (0, 1, 2, 3, 0)]
         return [x + p[0] for p in pts], [y + p[1] for p in pts]
 
     fig, ax = plt.subplots(figsize=(9, 4), dpi=120)
