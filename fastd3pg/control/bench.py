@@ -50,7 +50,7 @@ def tables(quick=False):
 
     steps = 1000 if quick else 4000
     tasks = ["Pendulum"] + [t for t in ("HalfCheetah", "RollingDie") if t in names()][:1]
-    algos = [a for a in ("ddpg", "d3pg", "sac", "d3pg-sac") if a in ALGOS]
+    algos = [a for a in ("ddpg", "d3pg", "sac", "d3pg-sac", "td3", "d3pg-td3") if a in ALGOS]
     rows = []
     for task in tasks:
         rates = {a: steps_per_second(a, task, steps) for a in algos}
