@@ -137,7 +137,9 @@ class Policy:
                 f"(B, {self.state_dim}), got {x.shape}"
             )
         try:
-            X = x.astype(np.float64).reshape(-1, self.state_dim)
+            # C order whatever the input's layout, so that BLAS takes the same kernel for the
+            # same values (a Fortran-ordered batch would otherwise round differently).
+            X = np.ascontiguousarray(x, dtype=np.float64).reshape(-1, self.state_dim)
         except OverflowError:
             raise ValueError(f"{where}: state holds a number beyond float64's range") from None
         if not np.all(np.isfinite(X)):

@@ -113,7 +113,9 @@ def test_plain_sac_targets_equal_the_hybrid_ones():
     a.settings = a.settings._replace(loss=a.settings.loss._replace(gradients=False))
     a.work.batch.Y[:] = 0.0
     call_soft_targets(a)
-    np.testing.assert_array_equal(a.work.batch.Y, y)
+    # The hybrid's critic pass also computes input gradients: a differently compiled kernel,
+    # so the values agree up to rounding only.
+    np.testing.assert_allclose(a.work.batch.Y, y, rtol=1e-12, atol=1e-12)
 
 
 def critic_loss(a, phi):
