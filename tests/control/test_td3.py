@@ -117,7 +117,9 @@ def test_plain_td3_targets_equal_the_hybrid_ones():
     a.settings = a.settings._replace(loss=a.settings.loss._replace(gradients=False))
     a.work.batch.Y[:] = 0.0
     call_targets(a)
-    np.testing.assert_array_equal(a.work.batch.Y, y)
+    # The hybrid's target pass also computes input gradients: a differently compiled kernel,
+    # so the values agree up to rounding only.
+    np.testing.assert_allclose(a.work.batch.Y, y, rtol=1e-12, atol=1e-12)
 
 
 def critic_loss(a, phi):
@@ -199,7 +201,8 @@ def test_smoothing_noise_is_the_clipped_gaussian_of_the_training_stream():
     E = np.zeros((200, 2))
     td3.smoothing_noise(stream, 0.4, 0.5, E)
     z = np.array([_rng.normal(copy) for _ in range(E.size)]).reshape(E.shape)
-    np.testing.assert_array_equal(E, np.clip(0.4 * z, -0.5, 0.5))
+    # The same draws, the normal compiled inside another function: equal up to rounding.
+    np.testing.assert_allclose(E, np.clip(0.4 * z, -0.5, 0.5), rtol=1e-14, atol=1e-15)
     assert np.sum(np.abs(E) == 0.5) > 10  # the clip is active on ~21 % of these draws
 
 
