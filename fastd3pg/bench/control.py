@@ -30,7 +30,7 @@ def _agent(algo, env_name, steps):
 
 def update_flops(algo, agent) -> int:
     """Matrix-product flops of one update of ``agent`` (``algo`` one of ddpg, d3pg, sac,
-    d3pg-sac), counted from the kernels it calls, with ``F`` a network's forward flops
+    d3pg-sac, td3, d3pg-td3), counted from the kernels it calls, with ``F`` a network's forward flops
     (:func:`~fastd3pg.bench.gemm.mlp_flops`) and ``f`` those of its input layer:
 
     forward ``F``; ``input_grad`` ``2F``; ``input_vjp`` ``F``; ``param_vjp`` ``2F - f`` (no
@@ -49,6 +49,12 @@ def update_flops(algo, agent) -> int:
     - d3pg-sac: targets with both critics' ``∇Q'`` and the actor's input cotangent
       (``2F_a + 4F_c``); two critics (``14F_c - 4f_c``); actor as sac:
       ``5F_a + 22F_c - f_a - 4f_c``.
+    - td3: target actor and two target critics (``F_a + 2F_c``); two critics
+      (``6F_c - 2f_c``); the actor against critic 1, every second update
+      (``(3F_a - f_a + 2F_c)/2``): ``2.5F_a + 9F_c - 0.5f_a - 2f_c``.
+    - d3pg-td3: targets with both critics' ``∇Q'`` and the actor's input cotangent
+      (``2F_a + 4F_c``); two critics (``14F_c - 4f_c``); actor as td3:
+      ``3.5F_a + 19F_c - 0.5f_a - 4f_c``.
 
     The parameter-noise adaptation (every ``noise_interval`` updates), the ``J_sᵀ v`` products
     of the gradient targets and the element-wise work are not counted.
@@ -62,9 +68,11 @@ def update_flops(algo, agent) -> int:
         "d3pg": (5, 11, 1, 2),
         "sac": (4, 12, 1, 2),
         "d3pg-sac": (5, 22, 1, 4),
+        "td3": (2.5, 9, 0.5, 2),
+        "d3pg-td3": (3.5, 19, 0.5, 4),
     }
     ka, kc, ja, jc = counts[algo]
-    return ka * Fa + kc * Fc - ja * fa - jc * fc
+    return int(ka * Fa + kc * Fc - ja * fa - jc * fc)
 
 
 def steps_per_second(agent, steps=3000, warmup=300):
@@ -93,7 +101,7 @@ def tables(quick=False):
     steps = 1000 if quick else 4000
     repeat = 3 if quick else 7
     tasks = ["Pendulum"] + [t for t in ("HalfCheetah", "RollingDie") if t in names()][:1]
-    algos = [a for a in ("ddpg", "d3pg", "sac", "d3pg-sac") if a in ALGOS]
+    algos = [a for a in ("ddpg", "d3pg", "sac", "d3pg-sac", "td3", "d3pg-td3") if a in ALGOS]
     measured = []
     shapes = set()
     for task in tasks:

@@ -1,4 +1,4 @@
-"""Learning algorithms: D3PG (hybrid DDPG), DDPG and the paper's baselines.
+"""Learning algorithms: D3PG (hybrid DDPG), DDPG, the paper's baselines, and TD3 with its hybrid.
 
 The registry of algorithms: :data:`ALGOS` maps each ``--algo`` name to its agent class
 (``"module:Class"``, imported on first use), and :func:`agent_class` resolves a name. Each agent
@@ -15,6 +15,8 @@ ALGOS = {
     "d3pg": "fastd3pg.control.d3pg:D3PGAgent",
     "sac": "fastd3pg.control.sac:SACAgent",
     "d3pg-sac": "fastd3pg.control.sac:HybridSACAgent",
+    "td3": "fastd3pg.control.td3:TD3Agent",
+    "d3pg-td3": "fastd3pg.control.td3:HybridTD3Agent",
     "gd": "fastd3pg.control.gd:GDAgent",
     "mpc": "fastd3pg.control.mpc:MPCAgent",
 }

@@ -1,8 +1,8 @@
 """What the algorithms share: normalization, eq. 2's gradient targets, the regularized critic
 loss, acting and evaluation, seeds and the initial actor, settings and checkpoints.
 
-Every algorithm file (``d3pg.py``, ``sac.py``, ``gd.py``, ``mpc.py``) builds on this module and
-on no other algorithm's file.
+Every algorithm file (``d3pg.py``, ``sac.py``, ``td3.py``, ``gd.py``, ``mpc.py``) builds on this
+module and on no other algorithm's file.
 
 Observation normalization (PAPER.md §2, Baselines' DDPG). The networks see
 
@@ -358,6 +358,24 @@ def critic_gradient(spec_c, phi, l2_ranges, cl, clip, mu_q, sigma_q, buf, mb):
     else:
         nnk.param_vjp(spec_c, phi, mb.wc, mb.dY, mb.dphi)
     return critic_l2(phi, l2_ranges, cl.l2, mb.dphi, loss)
+
+
+# -- twin critics (SAC, TD3) ---------------------------------------------------------------------
+@jit
+def twin_min(spec_c, phi1, phi2, X, wc1, wc2, grads, Qmin, Gmin):
+    """``Qmin = min(Q_1(X), Q_2(X))`` per row and, with ``grads``, the input gradient of the
+    critic attaining it (critic 1 on ties)."""
+    if grads:
+        Q1, G1 = nnk.forward_input_grad(spec_c, phi1, X, wc1)
+        Q2, G2 = nnk.forward_input_grad(spec_c, phi2, X, wc2)
+    else:
+        Q1 = nnk.forward(spec_c, phi1, X, wc1)
+        Q2 = nnk.forward(spec_c, phi2, X, wc2)
+    for b in range(X.shape[0]):
+        first = Q1[b, 0] <= Q2[b, 0]
+        Qmin[b] = Q1[b, 0] if first else Q2[b, 0]
+        if grads:
+            Gmin[b] = G1[b] if first else G2[b]
 
 
 # -- acting, episodes, evaluation -----------------------------------------------------------------

@@ -264,23 +264,6 @@ def draw_normal(rng, E):
             E[b, j] = _rng.normal(rng)
 
 
-@jit
-def twin_min(spec_c, phi1, phi2, X, wc1, wc2, grads, Qmin, Gmin):
-    """``Qmin = min(Q_1(X), Q_2(X))`` per row and, with ``grads``, the input gradient of the
-    critic attaining it (critic 1 on ties)."""
-    if grads:
-        Q1, G1 = nnk.forward_input_grad(spec_c, phi1, X, wc1)
-        Q2, G2 = nnk.forward_input_grad(spec_c, phi2, X, wc2)
-    else:
-        Q1 = nnk.forward(spec_c, phi1, X, wc1)
-        Q2 = nnk.forward(spec_c, phi2, X, wc2)
-    for b in range(X.shape[0]):
-        first = Q1[b, 0] <= Q2[b, 0]
-        Qmin[b] = Q1[b, 0] if first else Q2[b, 0]
-        if grads:
-            Gmin[b] = G1[b] if first else G2[b]
-
-
 # -- one update -----------------------------------------------------------------------------------
 @jit
 def soft_targets(spec_a, spec_c, nets, cfg, buf, work):
@@ -299,8 +282,8 @@ def soft_targets(spec_a, spec_c, nets, cfg, buf, work):
     work.P[:] = nnk.forward(spec_a, nets.theta, Xs2, mb.wa)
     squash(work.P, work.E2, lo, hi, work.Api, work.LP)  # a' = tanh(μ(s') + σ(s') ε')
     mb.X2[:, n:] = work.Api
-    twin_min(spec_c, nets.phi1_targ, nets.phi2_targ, mb.X2, mb.wc, mb.wc2, grads,
-             work.Qmin, work.Gmin)
+    core.twin_min(spec_c, nets.phi1_targ, nets.phi2_targ, mb.X2, mb.wc, mb.wc2, grads,
+                  work.Qmin, work.Gmin)
     gamma = cfg.gamma
     for b in range(N):
         i = mb.idx[b]
@@ -331,7 +314,8 @@ def actor_gradient(spec_a, spec_c, nets, cfg, work):
     work.P[:] = nnk.forward(spec_a, nets.theta, Xs, mb.wa)
     squash(work.P, work.E, lo, hi, work.Api, work.LP)
     mb.X2[:, n:] = work.Api
-    twin_min(spec_c, nets.phi1, nets.phi2, mb.X2, mb.wc, mb.wc2, True, work.Qmin, work.Gmin)
+    core.twin_min(spec_c, nets.phi1, nets.phi2, mb.X2, mb.wc, mb.wc2, True, work.Qmin,
+                  work.Gmin)
     loss = 0.0
     for b in range(N):
         loss += (alpha * work.LP[b] - work.Qmin[b]) / N
