@@ -86,31 +86,34 @@ def _activation_and_slope(name, z):
 def _network_jacobian(net, params, X):
     """``(f(X), ∂f/∂X)``: shapes ``(B, n_out)`` and ``(B, n_out, n_in)``, forward mode.
 
-    Per layer, with ``T = ∂a/∂X`` of shape ``(B, k, n_in)``: the affine map gives
-    ``∂z/∂X = Wᵀ T``; layer norm ``u = (z - mean z)/ρ``, ``ρ = sqrt(var z + eps)`` gives
-    ``∂u = (∂z - mean ∂z - u · mean(u ∂z)) / ρ`` (means over the layer's features), then
-    ``γ ∂u``; the activation multiplies by ``σ'(z)``."""
+    ``T[b, i] = ∂a/∂X[b, i]`` (one row per input direction, the layer's ``k`` features along
+    the last axis, so that each affine map is one matrix product over all ``B n_in`` rows):
+    the affine map gives ``∂z = ∂a W``; layer norm ``u = (z - mean z)/ρ``,
+    ``ρ = sqrt(var z + eps)`` gives ``∂u = (∂z - mean ∂z - u · mean(u ∂z)) / ρ`` (means over
+    the features), then ``γ ∂u``; the activation multiplies by ``σ'(z)``."""
     L = len(net.sizes) - 1
+    B, n_in = X.shape
     blocks = {(name, layer): params[off:off + int(np.prod(shape))].reshape(shape)
               for name, layer, off, shape in net.layout()}
     a, T = X, None
     for l in range(1, L + 1):
         W = blocks["W", l]
         z = a @ W + blocks["b", l]
-        T = np.broadcast_to(W.T, (X.shape[0],) + W.T.shape) if T is None else np.matmul(W.T, T)
+        if T is None:
+            T = np.broadcast_to(W, (B,) + W.shape)
+        else:
+            T = (T.reshape(B * n_in, -1) @ W).reshape(B, n_in, -1)
         if l < L and net.layer_norm:
             mu = z.mean(axis=1, keepdims=True)
             rho = np.sqrt(((z - mu) ** 2).mean(axis=1, keepdims=True) + net.ln_eps)
             u = (z - mu) / rho
-            uT = u[:, :, None]
-            Tu = (T - T.mean(axis=1, keepdims=True) - uT * (uT * T).mean(axis=1, keepdims=True))
-            Tu /= rho[:, :, None]
-            gain = blocks["ln_gain", l]
-            z = u * gain + blocks["ln_bias", l]
-            T = Tu * gain[None, :, None]
+            uT = u[:, None, :]
+            T = (T - T.mean(axis=2, keepdims=True) - uT * (uT * T).mean(axis=2, keepdims=True))
+            T *= (blocks["ln_gain", l] / rho)[:, None, :]
+            z = u * blocks["ln_gain", l] + blocks["ln_bias", l]
         a, slope = _activation_and_slope(net.activation if l < L else net.output_activation, z)
-        T = slope[:, :, None] * T
-    return a, T
+        T = slope[:, None, :] * T
+    return a, T.transpose(0, 2, 1)
 
 
 def _policy_jacobian(checked, S):
