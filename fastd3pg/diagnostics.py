@@ -23,6 +23,7 @@ import numbers
 import numpy as np
 
 from fastd3pg.nn import MLP
+from fastd3pg.nn.mlp import check_finite, real_array
 
 # Upper bound on the adjoint storage of one chunk of rows (bytes); larger batches are processed
 # in chunks so that a long horizon with many rows (HalfCheetah: n = 14, H = 1000) stays small.
@@ -142,15 +143,10 @@ def policy_jacobian(policy, states):
 
 # -- Q^π by forward simulation, its gradients by the adjoint sweep ----------------------------
 def _states(x, n, what):
-    try:
-        X = np.asarray(x, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(f"{what} must be an array of real numbers") from None
+    X = real_array(x, what, "true_q")
     if X.ndim != 2 or X.shape[1] != n or X.shape[0] < 1:
-        raise ValueError(f"{what} must have shape (B, {n}) with B >= 1, got {X.shape}")
-    if not np.all(np.isfinite(X)):
-        raise ValueError(f"{what} contain NaN or inf")
-    return np.ascontiguousarray(X)
+        raise ValueError(f"true_q: {what} must have shape (B, {n}) with B >= 1, got {X.shape}")
+    return check_finite(X, what, "true_q")
 
 
 def _true_q_rows(env, checked, S, A, gamma, H):
