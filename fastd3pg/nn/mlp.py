@@ -16,6 +16,44 @@ def _activation_code(name, what) -> int:
     return K.ACTIVATIONS[name]
 
 
+def real_array(x, what, owner) -> np.ndarray:
+    """``x`` as a C-contiguous, aligned, writeable float64 array (copied only when needed).
+
+    Whatever NumPy converts to real numbers is accepted: bool, int and float arrays of any width
+    and byte order, object arrays and nested lists of real numbers, non-contiguous or read-only
+    arrays. Strings, complex numbers, ``None`` and ragged nests raise one ``ValueError`` line."""
+    try:
+        a = np.asarray(x)
+        if a.dtype.kind == "O":
+            if not all(isinstance(v, numbers.Real) for v in a.flat):
+                raise TypeError
+            a = a.astype(np.float64)
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"{owner}: {what} must be an array of real numbers, got "
+                         f"{type(x).__name__}") from None
+    if a.dtype.kind not in "biuf":
+        raise ValueError(f"{owner}: {what} must be an array of real numbers, got dtype {a.dtype}")
+    return np.require(a, dtype=np.float64, requirements=["C", "A", "W"])
+
+
+def check_finite(a, what, owner) -> np.ndarray:
+    """``a`` itself, or one ``ValueError`` line naming the first NaN or inf entry."""
+    finite = np.isfinite(a)
+    if not finite.all():
+        where = tuple(int(i) for i in np.argwhere(~finite)[0])
+        raise ValueError(f"{owner}: {what} contains NaN or inf (first at index {where})")
+    return a
+
+
+def check_result(owner, method, results, inputs) -> None:
+    """One ``ValueError`` line if a result overflowed to inf or NaN (finite inputs of huge
+    magnitude): every result a method returns is finite."""
+    if not all(np.isfinite(r).all() for r in results):
+        largest = max(float(np.max(np.abs(x), initial=0.0)) for x in inputs)
+        raise ValueError(f"{owner}: {method} overflowed: the result is not finite (largest input "
+                         f"or parameter magnitude {largest:.3g})")
+
+
 def _check_sizes(sizes) -> np.ndarray:
     try:
         items = list(sizes)
@@ -41,6 +79,12 @@ class MLP:
     ``sizes``, ``hidden_act``, ``out_act``, ``layer_norm``, ``ln_eps`` and offsets),
     ``net.workspace(batch)`` and the kernels of :mod:`fastd3pg.nn.kernels`; the methods here
     validate, allocate a workspace and call those same kernels.
+
+    Input to the methods: anything NumPy converts to real float64 (int, float32, bool, object
+    arrays of numbers, non-contiguous or read-only arrays; see :func:`real_array`). Non-numeric
+    or complex values, NaN or inf, and wrong shapes or lengths raise ``ValueError`` (one line).
+    Results are always finite: where finite inputs of huge magnitude (say 1e300) overflow, the
+    method raises ``ValueError`` instead of returning inf or NaN.
     """
 
     def __init__(self, sizes, activation="relu", output_activation="linear", layer_norm=False,
@@ -52,8 +96,9 @@ class MLP:
         self.out_act = _activation_code(output_activation, "output_activation")
         if not isinstance(layer_norm, (bool, np.bool_)):
             raise ValueError(f"layer_norm must be True or False, got {layer_norm!r}")
-        if not isinstance(ln_eps, numbers.Real) or not ln_eps > 0:
-            raise ValueError(f"ln_eps must be a positive number, got {ln_eps!r}")
+        if isinstance(ln_eps, (bool, np.bool_)) or not isinstance(ln_eps, numbers.Real) \
+                or not 0 < ln_eps < np.inf:
+            raise ValueError(f"ln_eps must be a positive finite number, got {ln_eps!r}")
         self.layer_norm = bool(layer_norm)
         self.ln_eps = float(ln_eps)
         self.spec = K.make_spec(self.sizes, self.hidden_act, self.out_act, self.layer_norm, self.ln_eps)
@@ -111,8 +156,11 @@ class MLP:
         instead (Baselines uses 3e-3 for actor and critic outputs)."""
         if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-        if out_scale is not None and (not isinstance(out_scale, numbers.Real) or not out_scale > 0):
-            raise ValueError(f"out_scale must be a positive number or None, got {out_scale!r}")
+        if out_scale is not None and (isinstance(out_scale, (bool, np.bool_))
+                                      or not isinstance(out_scale, numbers.Real)
+                                      or not 0 < out_scale < np.inf):
+            raise ValueError(f"out_scale must be a positive finite number or None, "
+                             f"got {out_scale!r}")
         rng = np.random.default_rng(int(seed))
         params = np.zeros(self.num_params)
         L = len(self.sizes) - 1
@@ -135,24 +183,24 @@ class MLP:
 
     # -- validation -----------------------------------------------------------------------------
     def _params(self, params) -> np.ndarray:
-        p = np.asarray(params, dtype=np.float64)
+        p = real_array(params, "params", repr(self))
         if p.ndim != 1 or p.shape[0] != self.num_params:
             raise ValueError(f"{self!r}: params must be a 1-D array of length {self.num_params}, "
                              f"got shape {p.shape}")
-        return np.ascontiguousarray(p)
+        return check_finite(p, "params", repr(self))
 
     def _batch(self, X, n, what) -> np.ndarray:
-        X = np.asarray(X, dtype=np.float64)
+        X = real_array(X, what, repr(self))
         if X.ndim != 2 or X.shape[1] != n or X.shape[0] < 1:
             raise ValueError(f"{self!r}: {what} must have shape (B, {n}) with B >= 1, got {X.shape}")
-        return X
+        return check_finite(X, what, repr(self))
 
     def _same_batch(self, X, other, n, what) -> np.ndarray:
-        other = np.asarray(other, dtype=np.float64)
+        other = real_array(other, what, repr(self))
         if other.shape != (X.shape[0], n):
             raise ValueError(f"{self!r}: {what} must have shape ({X.shape[0]}, {n}) to match X, "
                              f"got {other.shape}")
-        return other
+        return check_finite(other, what, repr(self))
 
     def _scalar_output(self, method):
         if self.n_out != 1:
@@ -163,7 +211,9 @@ class MLP:
     def forward(self, params, X) -> np.ndarray:
         """``Y = net(X)``: ``X (B, n_in) -> Y (B, n_out)``."""
         p, X = self._params(params), self._batch(X, self.n_in, "X")
-        return K.forward(self.spec, p, X, self.workspace(X.shape[0])).copy()
+        Y = K.forward(self.spec, p, X, self.workspace(X.shape[0])).copy()
+        check_result(repr(self), "forward", [Y], [p, X])
+        return Y
 
     def vjp(self, params, X, dY):
         """Reverse mode: ``(∂<Y, dY>/∂params, ∂<Y, dY>/∂X)``."""
@@ -173,13 +223,16 @@ class MLP:
         dparams, dX = np.empty(self.num_params), np.empty(X.shape)
         K.forward(self.spec, p, X, ws)
         K.vjp(self.spec, p, ws, dY, dparams, dX)
+        check_result(repr(self), "vjp", [dparams, dX], [p, X, dY])
         return dparams, dX
 
     def input_grad(self, params, X) -> np.ndarray:
         """``G[b] = ∂Y[b, 0]/∂X[b]``, shape ``(B, n_in)`` (single-output networks)."""
         self._scalar_output("input_grad")
         p, X = self._params(params), self._batch(X, self.n_in, "X")
-        return K.input_grad(self.spec, p, X, self.workspace(X.shape[0])).copy()
+        G = K.input_grad(self.spec, p, X, self.workspace(X.shape[0])).copy()
+        check_result(repr(self), "input_grad", [G], [p, X])
+        return G
 
     def input_grad_vjp(self, params, X, H) -> np.ndarray:
         """Double backprop: ``∂/∂params Σ_b <G[b], H[b]>`` with ``G = input_grad(params, X)``."""
@@ -188,6 +241,7 @@ class MLP:
         H = self._same_batch(X, H, self.n_in, "H")
         dparams = np.empty(self.num_params)
         K.input_grad_vjp(self.spec, p, X, H, self.workspace(X.shape[0]), dparams)
+        check_result(repr(self), "input_grad_vjp", [dparams], [p, X, H])
         return dparams
 
     def value_and_input_grad_vjp(self, params, X, dY, H) -> np.ndarray:
@@ -200,6 +254,7 @@ class MLP:
         dparams = np.empty(self.num_params)
         K.forward(self.spec, p, X, ws)
         K.backward_value_and_input_grad(self.spec, p, ws, dY, H, dparams)
+        check_result(repr(self), "value_and_input_grad_vjp", [dparams], [p, X, dY, H])
         return dparams
 
     # -- files ----------------------------------------------------------------------------------
@@ -225,7 +280,8 @@ class MLP:
 
 
 def save(path, net: MLP, params) -> None:
-    """Write ``net``'s specification and ``params`` to ``path`` (``.npz``, no pickle)."""
+    """Write ``net``'s specification and ``params`` to ``path`` (``.npz``, no pickle);
+    ``params`` are checked as the methods' (finite, of the right length)."""
     p = net._params(params)
     np.savez(path, params=p, **net.spec_arrays())
 
@@ -242,19 +298,24 @@ def load(path):
 
 def numpy_forward(sizes, activation, output_activation, layer_norm, params, X, ln_eps=1e-5):
     """The forward pass in plain NumPy (no compilation): for running a stored network anywhere
-    NumPy does, and as an independent reference for the compiled kernels."""
+    NumPy does, and as an independent reference for the compiled kernels. Input is checked as
+    :meth:`MLP.forward`'s, and the result is always finite (or a ``ValueError``)."""
     net = MLP(sizes, activation, output_activation, layer_norm, ln_eps)
-    p, a = net._params(params), net._batch(X, net.n_in, "X")
+    p, X = net._params(params), net._batch(X, net.n_in, "X")
+    a = X
     fns = {"linear": lambda z: z, "relu": lambda z: np.maximum(z, 0.0), "tanh": np.tanh,
            "elu": lambda z: np.where(z > 0.0, z, np.expm1(np.minimum(z, 0.0)))}
     L = len(net.sizes) - 1
     blocks = {(name, layer): p[off:off + int(np.prod(shape))].reshape(shape)
               for name, layer, off, shape in net.layout()}
-    for l in range(1, L + 1):
-        z = a @ blocks["W", l] + blocks["b", l]
-        if l < L and net.layer_norm:
-            mu = z.mean(axis=1, keepdims=True)
-            var = ((z - mu) ** 2).mean(axis=1, keepdims=True)
-            z = (z - mu) / np.sqrt(var + net.ln_eps) * blocks["ln_gain", l] + blocks["ln_bias", l]
-        a = fns[activation if l < L else output_activation](z)
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow is checked below
+        for l in range(1, L + 1):
+            z = a @ blocks["W", l] + blocks["b", l]
+            if l < L and net.layer_norm:
+                mu = z.mean(axis=1, keepdims=True)
+                var = ((z - mu) ** 2).mean(axis=1, keepdims=True)
+                z = (z - mu) / np.sqrt(var + net.ln_eps)
+                z = z * blocks["ln_gain", l] + blocks["ln_bias", l]
+            a = fns[activation if l < L else output_activation](z)
+    check_result(repr(net), "numpy_forward", [a], [p, X])
     return a

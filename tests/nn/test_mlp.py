@@ -277,17 +277,6 @@ def test_blocked_matrix_products_match_numpy_for_every_remainder(rows, n_in, n_o
     assert np.all(dP[:off] == 1.0) and np.all(dP[off + n_in * n_out:] == 1.0)
 
 
-@pytest.mark.parametrize("act", ACTS)
-def test_nan_inputs_propagate_like_numpy(act):
-    net = MLP([3, 5, 1], act, "linear")
-    params = net.init(seed=0)
-    X = np.array([[np.nan, 0.0, 1.0], [0.5, -1.0, 2.0]])
-    Y = net.forward(params, X)
-    assert np.isnan(Y[0, 0]) and np.isfinite(Y[1, 0])
-    np.testing.assert_array_equal(np.isnan(Y), np.isnan(
-        numpy_forward(net.sizes, act, "linear", False, params, X)))
-
-
 def test_loading_an_incomplete_file_is_a_clear_error(tmp_path):
     np.savez(tmp_path / "a.npz", sizes=np.array([2, 3, 1]), params=np.zeros(13))
     with pytest.raises(ValueError, match="lacks 'activation'"):
