@@ -4,7 +4,7 @@ loss, acting and evaluation, seeds and the initial actor, settings and checkpoin
 Every algorithm file (``d3pg.py``, ``sac.py``, ``td3.py``, ``gd.py``, ``mpc.py``) builds on this
 module and on no other algorithm's file.
 
-Observation normalization (PAPER.md §2, Baselines' DDPG). The networks see
+Observation normalization (the paper's §4.2, Baselines' DDPG). The networks see
 
     s̃ = clip((s - μ_s)/(σ_s + STD_EPS), ±c),     ∂s̃/∂s = 1/(σ_s + STD_EPS) where the clip is
                                                  inactive, 0 where it is active,
@@ -54,7 +54,7 @@ class Normalization(NamedTuple):
 
 
 class CriticLoss(NamedTuple):
-    """The regularized critic loss of PAPER.md §2 (one critic; called once per critic)."""
+    """The regularized critic loss of Algorithm 1 (one critic; called once per critic)."""
 
     gradients: bool  # fit the gradient targets at all (w1 > 0 or w2 > 0)
     w1: float  # weight of ‖∇_a Q - g_a‖²
@@ -222,7 +222,7 @@ def normalize_states(S, mean, std, clip, out, mask):
 # -- eq. 2 and the regularized critic loss --------------------------------------------------------
 @jit
 def gradient_targets(buf, idx, gamma, V, GS, GA):
-    """PAPER.md eq. 2 for the transitions ``idx``: ``g_s = dr/ds + γ (1 - done) J_sᵀ v``,
+    """The paper's eq. 2 for the transitions ``idx``: ``g_s = dr/ds + γ (1 - done) J_sᵀ v``,
     ``g_a = dr/da + γ (1 - done) J_aᵀ v``, from ``v`` (raw coordinates) in ``V``."""
     n = V.shape[1]
     for b in range(idx.shape[0]):
@@ -325,7 +325,7 @@ def critic_l2(phi, l2_ranges, l2, dphi, loss):
 
 @jit
 def critic_gradient(spec_c, phi, l2_ranges, cl, clip, mu_q, sigma_q, buf, mb):
-    """∂L/∂φ of the regularized critic loss (PAPER.md §2, in normalized coordinates) of the
+    """∂L/∂φ of the regularized critic loss (Algorithm 1, in normalized coordinates) of the
     critic ``phi`` on the transitions ``mb.idx`` into ``mb.dphi``; returns L. Needs the targets
     ``mb.Y`` (and ``mb.GS``, ``mb.GA`` with ``cl.gradients``), the moments in ``mb``, and the
     return moments ``mu_q``, ``sigma_q`` (0, 1 without PopArt)."""

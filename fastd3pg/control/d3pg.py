@@ -1,6 +1,6 @@
 """D3PG (hybrid DDPG, Algorithm 1 of the paper) and DDPG (the same with ``w1 = w2 = 0``).
 
-Reads like PAPER.md §2; the comments give Algorithm 1's line numbers. On top of OpenAI
+Reads like the paper's Algorithm 1; the comments give Algorithm 1's line numbers. On top of OpenAI
 Baselines' DDPG (adaptive parameter-space noise, observation normalization, normalized Q with
 PopArt rescaling, layer norm, critic L2), the replay buffer also stores each transition's
 Jacobians and reward gradients, and the critic is fitted to the gradients of its TD target:

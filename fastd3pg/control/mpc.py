@@ -1,4 +1,4 @@
-"""``--algo mpc``: receding-horizon iLQR (PAPER.md §5) as a training-driver agent.
+"""``--algo mpc``: receding-horizon iLQR (the paper's §5.2) as a training-driver agent.
 
 Each env step re-plans ``horizon`` actions from the current state with up to
 ``iters_per_step`` iLQR iterations (:func:`fastd3pg.control.ilqr.ilqr_plan`, compiled), warm
@@ -6,7 +6,7 @@ started from the previous plan shifted by one step, and applies the plan's first
 first plan of every episode is one rollout of the *initial actor network* that D3PG, DDPG and
 GD start from (same seed, same initialisation), optimised with ``first_iters`` iterations.
 
-Metric (PAPER.md §6): every time an action is returned, the *predicted cumulative return*:
+Metric (the paper's §5.2): every time an action is returned, the *predicted cumulative return*:
 the rewards received so far in the episode plus the plan's predicted rewards over the part of
 the episode it covers. ``timesteps`` are env steps; the driver records the latest prediction
 every 800 of them. MPC trains nothing: ``policy.npz`` holds the initial actor.
@@ -28,7 +28,7 @@ from fastd3pg.policy import make_policy_arrays
 class MPCConfig:
     """Settings of receding-horizon iLQR."""
 
-    horizon: int = 50  #: planning horizon H in steps (per task in runs/configs)
+    horizon: int = 50  #: planning horizon H in steps (per task in fastd3pg/configs)
     iters_per_step: int = 5  #: iLQR iterations before each action (warm started)
     first_iters: int = 50  #: iLQR iterations on an episode's first plan
     mu0: float = 1.0  #: initial Levenberg–Marquardt regularization
@@ -116,7 +116,7 @@ class MPCAgent:
         return float(self.predicted[0])
 
     def evaluate(self) -> float:
-        """The latest predicted cumulative return (PAPER.md §6's MPC metric)."""
+        """The latest predicted cumulative return (the paper's MPC metric, §5.2)."""
         return float(self.predicted[0])
 
     def finite(self) -> bool:

@@ -1,5 +1,5 @@
 """SAC (Haarnoja et al. 2018, "Soft Actor-Critic Algorithms and Applications") and hybrid SAC
-(``d3pg-sac``: PAPER.md §2's gradient-fitting term added to each of SAC's critics, paper
+(``d3pg-sac``: the paper's eq. 2 gradient-fitting term added to each of SAC's critics, paper
 appendix A.2).
 
 SAC, as compiled here (one update per env step once a minibatch is stored; the first
@@ -19,7 +19,7 @@ SAC, as compiled here (one update per env step once a minibatch is stored; the f
 in that order (critics, then the actor against the updated critics, then α; the log-probs of
 the α step are those of the actor step, from the pre-update actor).
 
-Hybrid SAC fits each critic to the gradients of its target as well (PAPER.md §2's loss, with the
+Hybrid SAC fits each critic to the gradients of its target as well (the paper's eq. 2 loss, with the
 same ``w1``, ``w2``, ``reg``). The target is differentiated with the noise ε' held fixed, so
 ``a'`` is a smooth function of ``s'`` (reparameterization), and through the entropy term:
 

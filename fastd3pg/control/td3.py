@@ -1,5 +1,5 @@
 """TD3 (Fujimoto et al. 2018, "Addressing Function Approximation Error in Actor-Critic Methods")
-and hybrid TD3 (``d3pg-td3``: PAPER.md §2's gradient-fitting term added to each of TD3's
+and hybrid TD3 (``d3pg-td3``: the paper's eq. 2 gradient-fitting term added to each of TD3's
 critics).
 
 TD3, as compiled here (one update per env step once a minibatch is stored; the first
@@ -14,7 +14,7 @@ TD3, as compiled here (one update per env step once a minibatch is stored; the f
     actor       J(θ) = -1/N Σ Q_1(s̃, π_θ(s̃))                     (critic 1 only, as Fujimoto)
     targets     θ' ← τ θ + (1 - τ) θ',   φ'_i ← τ φ_i + (1 - τ) φ'_i
 
-Hybrid TD3 fits each critic to the gradients of its target as well (PAPER.md §2's loss, with
+Hybrid TD3 fits each critic to the gradients of its target as well (the paper's eq. 2 loss, with
 the same ``w1``, ``w2``, ``reg``). The target is differentiated with the smoothing noise ε̃'
 held fixed, through the critic attaining the min and through the smoothed target action; the
 clip of ``a'`` at ±1 has zero derivative where it is active:
