@@ -315,10 +315,12 @@ def cosine_gradient_terms(loss, G, dS, dA, mask, w1, w2, inv_n, H, b):
 @jit
 def critic_l2(phi, l2_ranges, l2, dphi, loss):
     """``loss`` plus ``l2 Σ ‖W‖²/2`` over the ranges ``l2_ranges`` of ``phi``; its gradient added
-    into ``dphi``."""
+    into ``dphi``. Two loops: the gradient's vectorizes, the loss keeps its sequential order."""
     for r in range(l2_ranges.shape[0]):
-        for k in range(l2_ranges[r, 0], l2_ranges[r, 1]):
+        lo, hi = l2_ranges[r, 0], l2_ranges[r, 1]
+        for k in range(lo, hi):
             dphi[k] += l2 * phi[k]
+        for k in range(lo, hi):
             loss += 0.5 * l2 * phi[k] * phi[k]
     return loss
 
