@@ -1,6 +1,7 @@
-"""Experiment sweeps: many (env, algo, seed) runs, then the paper's Figure 4 and Table 1.
+"""Experiment sweeps: many (task, method, seed) runs, then the paper's Figure 4 and Table 1.
 
-    python -m fastd3pg.sweep runs/experiments/quick.toml [--workers 2] [--report-only]
+    python -m fastd3pg.sweep EXPERIMENT.toml [--backend local|ray] [--jobs N] [--address ADDR]
+            [--results DIR] [--report]
 
 An experiment file is TOML::
 
@@ -9,32 +10,84 @@ An experiment file is TOML::
     algos = ["ddpg", "d3pg"]
     seeds = 4                   # seeds 0..3 (or a list)
     steps = 20000               # per run (or a table envs -> steps: [steps] Pendulum = 20000)
+    config = "small.toml"       # optional settings for every run, relative to this file
 
-Each run is ``python -m fastd3pg.train`` in its own process (``--workers`` at a time, one per
-core by default) writing to ``runs/results/<name>/<env>/<algo>/seed<k>/``. A finished run is
-skipped; an interrupted one resumes from its checkpoint, so a sweep can be stopped and
-restarted at any time without losing work. Then ``figure4.png`` (mean ± std of
-``return_mean`` and ``return_history`` against timesteps) and ``table1.md`` (final
-``return_history``, mean ± std over seeds) are written beside the runs.
+**Where results go.** The experiment file lives in ``<project>/runs/experiments/``; its results
+go to ``<project>/runs/results/<name>/<Task>/<algo>/seed<k>/`` whatever the current folder
+(``<project>`` is the folder holding the nearest ``runs`` folder above the experiment file, or
+the experiment file's own folder when there is none). ``--results DIR`` puts them in ``DIR``
+instead of ``runs/results/<name>``. Beside the runs the report writes ``figure4.png`` (mean ± std
+over seeds of ``return_mean`` and ``return_history`` against timesteps), ``table1.md`` and
+``table1.csv`` (final ``return_history``: n, mean, std over seeds, std with ddof 0).
+``--report`` (alias ``--report-only``) only redraws these from the finished runs on disk.
+
+**Backends.** Each run is ``python -m fastd3pg.train`` in its own process, with one thread
+for Numba and BLAS. ``--backend local`` (the default) runs ``--jobs`` of them at a time (one
+per core by default) straight in the results folder. ``--backend ray`` runs one Ray task per
+run, with ``num_cpus=1``, on the cluster at ``--address`` (or ``RAY_ADDRESS``, or a local
+cluster when there is none; ``--jobs`` then caps the runs in flight). Ray is an optional extra
+(``pip install "fastd3pg[ray]"``) imported only by this backend; every node needs the same
+fastd3pg source as the driver, which each task checks. No file system is shared: a Ray task
+receives the run's folder (when it resumes), trains in a temporary folder on its worker, sends
+the folder back at every new checkpoint and at the end, and the driver writes the files
+atomically where the local backend would have written them.
+
+**A finished run** is one whose ``metrics.csv`` has a last row at the run's budget, or whose
+``train.log`` says ``stopped early at timestep T`` with ``T`` that row (an algorithm's own
+early stop, e.g. GD's plateau), and that has a ``policy.npz``. The sweep deletes
+``policy.npz`` before continuing a run, so a stale one never marks a run finished.
+
+**Faults.** Finished runs are skipped, so a sweep can be stopped (Ctrl-C, SIGTERM: its runs
+write a checkpoint first) or killed, and restarted, at any time. A run whose process or worker
+dies (killed, lost node, the training driver interrupted alone) is retried up to 3 times,
+continuing from its last checkpoint (``--resume``), or from a cleared folder when it had none.
+A run that fails by itself (the training driver exits 1 or 2: bad config, divergence) is
+reported once in the summary, with the last line of its log, and not retried. When the sweep
+itself dies, even by SIGKILL, its local runs receive SIGTERM (Linux): they write a checkpoint
+and exit, so none outlives it.
+
+**Compiled kernels.** Runs load Numba's on-disk cache, ``~/.cache/fastd3pg/numba-<source
+hash>`` (or under ``$NUMBA_CACHE_DIR``), so on each machine and each Ray node the kernels
+are compiled once per fastd3pg version, not once per run. Machine code is never sent between
+nodes (it is compiled for each node's processor): the first runs on a fresh node each compile
+what they need (a few minutes of CPU each, side by side); every later run there loads the cache
+in about a second. The cache stays valid across Ray sessions while fastd3pg stays installed at
+the same path on the node.
 """
 
 import argparse
 import csv
 import os
+import re
+import shutil
+import signal
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from fastd3pg.control.configio import ConfigError, load_toml
 
-RESULTS = Path("runs") / "results"
+
+class SweepError(RuntimeError):
+    """A sweep that cannot start (no Ray, no cluster, another sweep on the folder)."""
+
+MAX_LOST = 3  # retries of a run whose process or worker died
+POLL_S = 0.2
+# One thread per run: runs are the unit of parallelism, and results must not depend on it.
+THREAD_VARS = ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+TRAIN = "python -m fastd3pg.train"
+_STOPPED_EARLY = re.compile(r"stopped early at timestep (\d+)")
 
 
+# -- the experiment ----------------------------------------------------------------------------
 def load_experiment(path) -> dict:
+    """The experiment file at ``path`` as a dict; ``config`` resolved against its folder."""
+    path = Path(path)
     data = load_toml(path)
     from fastd3pg.physics import names
     from fastd3pg.train import ALGOS
@@ -43,108 +96,482 @@ def load_experiment(path) -> dict:
     if unknown:
         raise ConfigError(f"{path}: unknown key(s) {sorted(unknown)}")
     try:
+        seeds = data.get("seeds", 4)
         exp = {
-            "name": str(data.get("name", Path(path).stem)),
+            "name": str(data.get("name", path.stem)),
             "envs": list(data["envs"]),
             "algos": list(data["algos"]),
-            "seeds": list(range(data["seeds"])) if isinstance(data.get("seeds", 4), int)
-            else list(data["seeds"]),
-            "config": data.get("config"),
+            "seeds": list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds],
+            "config": None,
+            "path": path.resolve(),
         }
     except KeyError as err:
         raise ConfigError(f"{path}: missing key {err.args[0]!r}") from None
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"{path}: {err}") from None
     for env in exp["envs"]:
         if env not in names():
             raise ConfigError(f"{path}: unknown env {env!r}; valid: {', '.join(names())}")
     for algo in exp["algos"]:
         if algo not in ALGOS:
             raise ConfigError(f"{path}: unknown algo {algo!r}; valid: {', '.join(ALGOS)}")
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", exp["name"]) or exp["name"] in (".", ".."):
+        raise ConfigError(f"{path}: name must be a plain folder name, got {exp['name']!r}")
+    if data.get("config") is not None:
+        config = Path(path).resolve().parent / str(data["config"])
+        if not config.is_file():
+            raise ConfigError(f"{path}: config file {config} does not exist")
+        exp["config"] = config
     steps = data.get("steps", 20000)
-    exp["steps"] = {env: int(steps[env] if isinstance(steps, dict) else steps) for env in exp["envs"]}
+    try:
+        exp["steps"] = {e: int(steps[e] if isinstance(steps, dict) else steps) for e in exp["envs"]}
+    except KeyError as err:
+        raise ConfigError(f"{path}: steps has no entry for {err.args[0]!r}") from None
+    if min(exp["steps"].values()) < 1:
+        raise ConfigError(f"{path}: steps must be >= 1")
     return exp
 
 
+def project_root(experiment) -> Path:
+    """The folder holding the nearest ``runs`` folder above ``experiment``, else its folder."""
+    folder = Path(experiment).resolve().parent
+    for parent in (folder, *folder.parents):
+        if parent.name == "runs":
+            return parent.parent
+    return folder
+
+
+def results_dir(exp: dict, results=None) -> Path:
+    """``results`` if given, else ``<project>/runs/results/<name>``."""
+    if results is not None:
+        return Path(results).resolve()
+    return project_root(exp["path"]) / "runs" / "results" / exp["name"]
+
+
+@dataclass(frozen=True)
+class Run:
+    env: str
+    algo: str
+    seed: int
+    steps: int
+    out: Path
+
+    @property
+    def label(self) -> str:
+        return f"{self.env} {self.algo} seed {self.seed}"
+
+
+def plan(exp: dict, root: Path) -> list:
+    """Every run of the experiment, in file order."""
+    return [Run(env, algo, seed, exp["steps"][env], run_dir(root, env, algo, seed))
+            for env in exp["envs"] for algo in exp["algos"] for seed in exp["seeds"]]
+
+
 def run_dir(root: Path, env, algo, seed) -> Path:
-    return root / env / algo / f"seed{seed}"
+    return Path(root) / env / algo / f"seed{seed}"
 
 
-def _finished(out: Path, steps: int) -> bool:
-    rows = read_metrics(out / "metrics.csv")
-    return rows is not None and len(rows) and rows[-1, 0] >= steps and (out / "policy.npz").exists()
-
-
+# -- the state of a run on disk ----------------------------------------------------------------
 def read_metrics(path: Path):
-    if not path.is_file():
+    """``metrics.csv`` as an (n, 5) array, or None when missing or unreadable."""
+    try:
+        with open(path, newline="") as f:
+            rows = list(csv.reader(f))
+        return np.array(rows[1:], dtype=np.float64).reshape(-1, 5)
+    except (OSError, ValueError, IndexError):
         return None
-    with open(path) as f:
-        rows = list(csv.reader(f))[1:]
-    return np.array(rows, dtype=np.float64).reshape(-1, 5)
 
 
-def _launch(job, log):
-    env, algo, seed, steps, out, config = job
-    cmd = [sys.executable, "-m", "fastd3pg.train", "--env", env, "--algo", algo, "--seed",
-           str(seed), "--steps", str(steps), "--out", str(out)]
-    if config:
+def finished(out: Path, steps: int) -> bool:
+    """Whether the run in ``out`` is complete (see the module docstring for the rule)."""
+    out = Path(out)
+    rows = read_metrics(out / "metrics.csv")
+    if rows is None or not len(rows) or not (out / "policy.npz").is_file():
+        return False
+    last = int(rows[-1, 0])
+    return last >= steps or _stopped_early_at(out / "train.log") == last
+
+
+def _stopped_early_at(log: Path):
+    try:
+        found = _STOPPED_EARLY.findall(log.read_text(errors="replace"))
+    except OSError:
+        return None
+    return int(found[-1]) if found else None
+
+
+def prepare(out: Path) -> bool:
+    """Ready ``out`` for a (new) attempt; True when it continues a checkpoint.
+
+    A run with a checkpoint continues it, without its end-of-run files (``policy.npz``,
+    ``curve.png``), which it rewrites. A run without one starts over in an emptied folder.
+    """
+    out = Path(out)
+    if (out / "checkpoint.npz").is_file():
+        for name in ("policy.npz", "curve.png"):
+            (out / name).unlink(missing_ok=True)
+        return True
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    return False
+
+
+def last_line(log: Path) -> str:
+    """The training driver's error line in ``log``, else its last non-empty line."""
+    try:
+        lines = [ln.strip() for ln in log.read_text(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return "no log"
+    errors = [ln for ln in lines if ln.startswith(TRAIN + ":")]
+    return (errors or lines or ["empty log"])[-1]
+
+
+def write_atomic(path: Path, data: bytes):
+    """Write ``data`` to ``path`` through a temporary file beside it and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+# -- one run's process, shared by the backends -------------------------------------------------
+def train_command(run: Run, out, config, resume: bool) -> list:
+    cmd = [sys.executable, "-m", "fastd3pg.train", "--env", run.env, "--algo", run.algo,
+           "--seed", str(run.seed), "--steps", str(run.steps), "--out", str(out)]
+    if config is not None:
         cmd += ["--config", str(config)]
-    if (out / "checkpoint.npz").exists():
+    if resume:
         cmd.append("--resume")
-    out.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
-    with open(out / "train.log", "w") as f:
-        code = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT,
-                              env=dict(os.environ, NUMBA_NUM_THREADS="1")).returncode
-    log(f"{'ok  ' if code == 0 else 'FAIL'} {env:16s} {algo:9s} seed {seed}  "
-        f"{time.perf_counter() - t0:6.1f} s" + ("" if code == 0 else f"  (see {out}/train.log)"))
-    return code
+    return cmd
 
 
-def run_sweep(exp: dict, root: Path, workers: int, log=print) -> int:
-    jobs = []
-    for env in exp["envs"]:
-        for algo in exp["algos"]:
-            for seed in exp["seeds"]:
-                out = run_dir(root, env, algo, seed)
-                if not _finished(out, exp["steps"][env]):
-                    jobs.append((env, algo, seed, exp["steps"][env], out, exp["config"]))
-    log(f"{exp['name']}: {len(jobs)} run(s) to do, {workers} at a time")
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        codes = list(pool.map(lambda job: _launch(job, log), jobs))
-    return sum(1 for c in codes if c != 0)
+def train_environ() -> dict:
+    """The environment of a run's process: one thread, and this very fastd3pg first on the path."""
+    import fastd3pg
+
+    package_root = str(Path(fastd3pg.__file__).resolve().parent.parent)
+    path = os.environ.get("PYTHONPATH")
+    env = dict(os.environ, PYTHONPATH=package_root + (os.pathsep + path if path else ""))
+    env.update({name: "1" for name in THREAD_VARS})
+    return env
 
 
+def die_with_parent(sig):
+    """A ``preexec_fn`` that has the child receive ``sig`` when its parent dies (Linux only)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    parent = os.getpid()
+
+    def hook():
+        prctl(1, int(sig))  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os.kill(os.getpid(), int(sig))
+
+    return hook
+
+
+@dataclass
+class Outcome:
+    """How an attempt ended: ``done``, ``failed`` (by itself: not retried) or ``lost``."""
+
+    status: str
+    message: str = ""
+
+
+def outcome_of(code: int, log: Path) -> Outcome:
+    """Classify the training driver's exit code: 0 done, 1 or 2 its own error, else lost."""
+    if code == 0:
+        return Outcome("done")
+    if code in (1, 2):
+        return Outcome("failed", last_line(log))
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return Outcome("lost", f"process killed by {name}")
+    return Outcome("lost", f"process exited with code {code} ({last_line(log)})")
+
+
+class LocalBackend:
+    """``jobs`` training processes at a time on this machine, writing in the results folder."""
+
+    def __init__(self, jobs: int, cwd: Path, config=None):
+        self.slots = max(1, int(jobs))
+        self.cwd = Path(cwd)
+        self.config = config
+        self._procs = {}  # Run -> (Popen, log file)
+        self._env = train_environ()
+        # The sweep's own death (even SIGKILL) interrupts its runs, which write a checkpoint.
+        self._preexec = die_with_parent(signal.SIGTERM)
+
+    @property
+    def active(self) -> int:
+        return len(self._procs)
+
+    running = active
+
+    def free(self) -> bool:
+        return len(self._procs) < self.slots
+
+    def _rel(self, path: Path):
+        try:
+            return path.relative_to(self.cwd)
+        except ValueError:
+            return path
+
+    def start(self, run: Run):
+        resume = prepare(run.out)
+        config = self._rel(self.config) if self.config is not None else None
+        log = open(run.out / "train.log", "ab" if resume else "wb")
+        proc = subprocess.Popen(
+            train_command(run, self._rel(run.out), config, resume), cwd=self.cwd,
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=self._env,
+            start_new_session=True,  # a Ctrl-C reaches the sweep, which passes one SIGTERM on
+            preexec_fn=self._preexec,
+        )
+        self._procs[run] = (proc, log)
+
+    def wait(self, timeout: float) -> list:
+        deadline = time.monotonic() + timeout
+        while True:
+            ended = [(run, proc.returncode) for run, (proc, _) in self._procs.items()
+                     if proc.poll() is not None]
+            if ended or time.monotonic() >= deadline:
+                break
+            time.sleep(min(POLL_S, max(0.0, deadline - time.monotonic())))
+        results = []
+        for run, code in ended:
+            self._procs.pop(run)[1].close()
+            results.append((run, outcome_of(code, run.out / "train.log")))
+        return results
+
+    def close(self):
+        """Interrupt the runs still going (they checkpoint and exit) and wait for them."""
+        for proc, _ in self._procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc, log in self._procs.values():
+            try:
+                proc.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            log.close()
+        self._procs.clear()
+
+
+# -- the scheduler -----------------------------------------------------------------------------
+def _clock(seconds: float) -> str:
+    seconds = int(round(seconds))
+    h, rest = divmod(seconds, 3600)
+    return f"{h}:{rest // 60:02d}:{rest % 60:02d}" if h else f"{rest // 60}:{rest % 60:02d}"
+
+
+class Status:
+    """Runs done / running / failed and a time estimate: one line rewritten in place on a
+    terminal, plain lines (one per finished attempt) in a log."""
+
+    def __init__(self, name, total, stream):
+        self.name, self.total, self.stream = name, total, stream
+        self.tty = stream is not None and hasattr(stream, "isatty") and stream.isatty()
+        self.t0 = time.perf_counter()
+        self.done = self.failed = self.retried = 0
+        self.run_s = self.run_steps = 0.0  # time and budget of the runs finished here
+
+    def counts(self, running, remaining_steps, slots) -> str:
+        elapsed = time.perf_counter() - self.t0
+        eta = "--"
+        if self.run_steps and remaining_steps:
+            eta = _clock(self.run_s / self.run_steps * remaining_steps / max(1, slots))
+        elif not remaining_steps:
+            eta = "0:00"
+        retried = f", {self.retried} retried" if self.retried else ""
+        return (f"{self.done}/{self.total} done, {running} running, {self.failed} failed"
+                f"{retried}, {_clock(elapsed)} elapsed, eta {eta}")
+
+    def show(self, counts):
+        if self.tty:
+            self.stream.write(f"\r\x1b[K{self.name}: {counts}")
+            self.stream.flush()
+
+    def event(self, text, counts):
+        if self.stream is None:
+            return
+        if self.tty:
+            self.stream.write(f"\r\x1b[K{text}\n{self.name}: {counts}")
+        else:
+            self.stream.write(f"{text}  | {counts}\n")
+        self.stream.flush()
+
+    def end(self):
+        if self.tty and self.stream is not None:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def run_sweep(exp: dict, root: Path, backend, stream=sys.stdout) -> dict:
+    """Run every unfinished run of ``exp`` on ``backend``; a summary dict.
+
+    The summary has ``done`` / ``skipped`` / ``failed`` (lists of ``(Run, message)``) /
+    ``retried`` (attempts lost and restarted) / ``interrupted`` / ``seconds``.
+    """
+    runs = plan(exp, root)
+    pending = deque(r for r in runs if not finished(r.out, r.steps))
+    summary = {"done": [], "skipped": [r for r in runs if r not in pending], "failed": [],
+               "retried": 0, "interrupted": False, "seconds": 0.0}
+    status = Status(exp["name"], len(runs), stream)
+    status.done = len(summary["skipped"])
+    if stream is not None:
+        stream.write(f"{exp['name']}: {len(runs)} runs, {len(summary['skipped'])} finished "
+                     f"before, {len(pending)} to do -> {root}\n")
+        stream.flush()
+    lost, started = {}, {}
+    running = {}
+
+    def remaining():
+        return sum(r.steps for r in pending) + sum(r.steps for r in running)
+
+    def slots():
+        return backend.slots or max(1, backend.running)
+
+    try:
+        while pending or backend.active:
+            while pending and backend.free():
+                run = pending.popleft()
+                if finished(run.out, run.steps):  # lost after its last write
+                    summary["done"].append((run, ""))
+                    status.done += 1
+                    continue
+                backend.start(run)
+                running[run] = True
+                started.setdefault(run, time.perf_counter())
+            for run, outcome in backend.wait(POLL_S):
+                running.pop(run, None)
+                seconds = time.perf_counter() - started[run]
+                if outcome.status == "lost" and lost.get(run, 0) < MAX_LOST:
+                    lost[run] = lost.get(run, 0) + 1
+                    status.retried += 1
+                    pending.appendleft(run)
+                    text = f"retry {run.label}: {outcome.message} (attempt {lost[run] + 1})"
+                elif outcome.status == "done":
+                    summary["done"].append((run, ""))
+                    status.done += 1
+                    status.run_s += seconds
+                    status.run_steps += run.steps
+                    started.pop(run)
+                    text = f"ok    {run.label}  {seconds:.1f} s"
+                else:
+                    message = outcome.message
+                    if outcome.status == "lost":
+                        message = f"lost {MAX_LOST + 1} times, last: {message}"
+                    summary["failed"].append((run, message))
+                    status.failed += 1
+                    started.pop(run)
+                    text = f"FAIL  {run.label}: {message}"
+                status.event(text, status.counts(backend.running, remaining(), slots()))
+            status.show(status.counts(backend.running, remaining(), slots()))
+    except KeyboardInterrupt:
+        summary["interrupted"] = True
+    finally:
+        backend.close()
+        status.end()
+    summary["seconds"] = time.perf_counter() - status.t0
+    summary["retried"] = status.retried
+    return summary
+
+
+def summary_text(exp: dict, root: Path, summary: dict) -> str:
+    done, failed = len(summary["done"]), len(summary["failed"])
+    left = len(plan(exp, root)) - done - failed - len(summary["skipped"])
+    text = [f"{exp['name']}: {done} run(s) done, {len(summary['skipped'])} finished before, "
+            f"{failed} failed, {summary['retried']} retried after a lost process, in "
+            f"{_clock(summary['seconds'])}"]
+    if summary["interrupted"]:
+        text.append(f"interrupted: {left} run(s) left; run the same command again to continue")
+    for run, message in summary["failed"]:
+        text.append(f"failed: {run.label}: {message} (log: {run.out / 'train.log'})")
+    return "\n".join(text)
+
+
+# -- the report --------------------------------------------------------------------------------
 def collect(exp: dict, root: Path) -> dict:
-    """(env, algo) -> (timesteps, return_mean runs, return_history runs), over finished seeds."""
-    out = {}
+    """(env, algo) -> list of the finished seeds' ``metrics.csv`` arrays."""
+    data = {}
+    for run in plan(exp, root):
+        if finished(run.out, run.steps):
+            data.setdefault((run.env, run.algo), []).append(read_metrics(run.out / "metrics.csv"))
+    return data
+
+
+def curves(runs: list, column: int):
+    """Timesteps and the runs' ``column`` on the longest run's grid; a run that stopped early
+    keeps its last value."""
+    t = max(runs, key=len)[:, 0]
+    values = np.array([np.concatenate([r[:, column], np.full(len(t) - len(r), r[-1, column])])
+                       for r in runs])
+    return t, values
+
+
+def table_rows(exp: dict, data: dict) -> list:
+    """One dict per (task, method) with runs: the final ``return_history`` over seeds."""
+    rows = []
     for env in exp["envs"]:
         for algo in exp["algos"]:
-            runs = [read_metrics(run_dir(root, env, algo, s) / "metrics.csv") for s in exp["seeds"]]
-            runs = [r for r in runs if r is not None and len(r)]
-            if not runs:
+            if (env, algo) not in data:
                 continue
-            k = min(len(r) for r in runs)
-            out[env, algo] = (runs[0][:k, 0], np.array([r[:k, 3] for r in runs]),
-                              np.array([r[:k, 4] for r in runs]))
-    return out
+            final = np.array([r[-1, 4] for r in data[env, algo]])
+            rows.append({"task": env, "method": algo, "n": len(final),
+                         "mean": float(final.mean()), "std": float(final.std())})
+    return rows
 
 
-def write_report(exp: dict, root: Path):
+def table_md(exp: dict, rows: list) -> str:
+    envs = [e for e in exp["envs"] if any(r["task"] == e for r in rows)]
+    cell = {(r["task"], r["method"]): r for r in rows}
+    lines = ["| method | " + " | ".join(envs) + " |", "|---" * (len(envs) + 1) + "|"]
+    for algo in exp["algos"]:
+        cells = [f"{cell[e, algo]['mean']:.3f} ± {cell[e, algo]['std']:.3f} ({cell[e, algo]['n']})"
+                 if (e, algo) in cell else "-" for e in envs]
+        lines.append(f"| {algo} | " + " | ".join(cells) + " |")
+    return (f"# {exp['name']}: final normalized return_history, mean ± std (runs)\n\n"
+            + "\n".join(lines) + "\n")
+
+
+def table_csv(rows: list) -> str:
+    lines = ["task,method,n,mean,std"]
+    lines += [f"{r['task']},{r['method']},{r['n']},{r['mean']!r},{r['std']!r}" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def plot_figure4(exp: dict, data: dict, path: Path):
+    import io
+
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    data = collect(exp, root)
     envs = [e for e in exp["envs"] if any((e, a) in data for a in exp["algos"])]
-    if not envs:
-        return
     fig, axes = plt.subplots(2, len(envs), figsize=(3.2 * len(envs), 5.2), squeeze=False)
     for col, env in enumerate(envs):
         for algo in exp["algos"]:
             if (env, algo) not in data:
                 continue
-            t, means, hists = data[env, algo]
-            for row, values in enumerate((means, hists)):
+            for row, column in enumerate((3, 4)):
+                t, values = curves(data[env, algo], column)
                 mu, sd = values.mean(0), values.std(0)
                 ax = axes[row, col]
                 ax.plot(t, mu, lw=1.2, label=f"{algo} ({len(values)})")
@@ -157,47 +584,133 @@ def write_report(exp: dict, root: Path):
     for ax in axes.flat:
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(root / "figure4.png", dpi=110)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
     plt.close(fig)
+    write_atomic(path, buf.getvalue())
 
-    lines = ["| method | " + " | ".join(envs) + " |", "|---" * (len(envs) + 1) + "|"]
-    for algo in exp["algos"]:
-        cells = []
-        for env in envs:
-            if (env, algo) in data:
-                final = data[env, algo][2][:, -1]
-                cells.append(f"{final.mean():.3f} ± {final.std():.3f} ({len(final)})")
-            else:
-                cells.append("-")
-        lines.append(f"| {algo} | " + " | ".join(cells) + " |")
-    text = (f"# {exp['name']}: final normalized return_history, mean ± std (runs)\n\n"
-            + "\n".join(lines) + "\n")
-    (root / "table1.md").write_text(text)
+
+def write_report(exp: dict, root: Path):
+    """Write ``figure4.png``, ``table1.md`` and ``table1.csv`` from the finished runs under
+    ``root``; the Markdown table, or None when there are no finished runs."""
+    data = collect(exp, root)
+    if not data:
+        return None
+    rows = table_rows(exp, data)
+    text = table_md(exp, rows)
+    plot_figure4(exp, data, root / "figure4.png")
+    write_atomic(root / "table1.md", text.encode("utf-8"))
+    write_atomic(root / "table1.csv", table_csv(rows).encode("utf-8"))
     return text
 
 
+# -- command line ------------------------------------------------------------------------------
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        sys.exit(2)
+
+
+def _count(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+class _Lock:
+    """An exclusive lock on the results folder itself (no lock file), so that two sweeps never
+    write the same runs."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.fd = None
+
+    def __enter__(self):
+        try:
+            import fcntl
+        except ImportError:  # no POSIX locks: trust the user
+            return self
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.fd = os.open(self.root, os.O_RDONLY)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(self.fd)
+            raise SweepError(f"another sweep is writing to {self.root}") from None
+        return self
+
+    def __exit__(self, *exc):
+        if self.fd is not None:
+            os.close(self.fd)
+
+
+def _sigterm(signum, frame):
+    raise KeyboardInterrupt
+
+
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m fastd3pg.sweep",
-                                     description="Run an experiment file's runs, then plot them.")
+    parser = _Parser(prog="python -m fastd3pg.sweep",
+                     description="Run an experiment file's runs, then draw Figure 4 and Table 1.")
     parser.add_argument("experiment", help="TOML experiment file")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--report-only", action="store_true", help="only aggregate finished runs")
+    parser.add_argument("--backend", choices=("local", "ray"), default="local",
+                        help="where runs execute (default: local)")
+    parser.add_argument("--jobs", "--workers", type=_count, default=None,
+                        help="runs at a time (default: the number of cores; ray: no cap)")
+    parser.add_argument("--address", default=None,
+                        help="Ray cluster address (default: RAY_ADDRESS, else a local cluster)")
+    parser.add_argument("--results", default=None,
+                        help="results folder (default: <project>/runs/results/<name>)")
+    parser.add_argument("--report", "--report-only", action="store_true",
+                        help="only redraw the figure and tables from the finished runs")
     args = parser.parse_args(argv)
+    if args.address is not None and args.backend != "ray":
+        parser.error("--address needs --backend ray")
     try:
         exp = load_experiment(args.experiment)
     except ConfigError as err:
         print(f"{parser.prog}: error: {err}", file=sys.stderr)
         return 1
-    root = RESULTS / exp["name"]
-    failures = 0
-    if not args.report_only:
-        failures = run_sweep(exp, root, max(1, args.workers))
-    text = write_report(exp, root)
-    if text:
-        print(text)
-        print(f"figure: {root / 'figure4.png'}")
-    return 1 if failures else 0
+    root = results_dir(exp, args.results)
+    summary = None
+    try:
+        if not args.report:
+            if args.backend == "ray":
+                from fastd3pg.sweep_ray import RayBackend
+
+                backend = RayBackend(args.address, args.jobs, project_root(exp["path"]),
+                                     exp["config"])
+            else:
+                backend = LocalBackend(args.jobs or os.cpu_count() or 1,
+                                       project_root(exp["path"]), exp["config"])
+            saved = signal.signal(signal.SIGTERM, _sigterm)
+            try:
+                with _Lock(root):
+                    summary = run_sweep(exp, root, backend)
+            finally:
+                signal.signal(signal.SIGTERM, saved)
+            print(summary_text(exp, root, summary))
+            if summary["interrupted"]:
+                return 130
+        text = write_report(exp, root) if root.is_dir() else None
+    except (ConfigError, SweepError, OSError) as err:
+        detail = f"{err.strerror}: {err.filename}" if isinstance(err, OSError) and err.strerror \
+            else str(err)
+        print(f"{parser.prog}: error: {detail}", file=sys.stderr)
+        return 1
+    if text is None:
+        print(f"{parser.prog}: no finished runs of {exp['name']} under {root}", file=sys.stderr)
+        return 1
+    print(text)
+    print(f"figure: {root / 'figure4.png'}\ntables: {root / 'table1.md'}, {root / 'table1.csv'}")
+    return 1 if summary is not None and summary["failed"] else 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Through the imported module, so that the Ray backend shares its classes.
+    from fastd3pg.sweep import main as _main
+
+    sys.exit(_main())

@@ -1,79 +1,101 @@
 """Train an agent: ``python -m fastd3pg.train`` and :func:`run`; run a trained actor: :func:`load_policy`.
 
     python -m fastd3pg.train --env Pendulum --algo d3pg --seed 0 --steps 20000 --out DIR
-            [--w1 1.0 --w2 1.0 --reg l2|cosine] [--config FILE.toml] [--resume]
+            [--w1 1.0 --w2 1.0 --reg l2|cosine] [--config FILE.toml] [--resume | --overwrite]
+            [--checkpoint-every SECONDS] [--eval-episodes K]
 
 Every setting comes from, in increasing priority: the algorithm's config dataclass, the task's
-tuned file ``runs/configs/<env>.toml`` (when the source tree is at hand), ``--config FILE``,
-then the flags. The output directory receives ``config.json`` (every setting used),
-``metrics.csv`` (one row per evaluation), ``policy.npz`` (the actor, loadable without pickle),
-``curve.png`` and ``checkpoint.npz`` (for ``--resume``). All files are written atomically.
+tuned file ``fastd3pg/configs/<env>.toml`` (package data), ``--config FILE``, then the flags.
+The output directory receives ``config.json`` (every setting used), ``metrics.csv`` (one row
+per evaluation), ``policy.npz`` (the final actor, loadable without pickle), ``curve.png`` and
+``checkpoint.npz`` (for ``--resume``). Every file is written to a temporary file beside it and
+renamed into place, so a file on disk is always either the previous or the new complete
+version; files are created with the permissions the umask allows.
 
 Training runs in compiled periods of ``eval_every`` timesteps; between periods Python
-evaluates, logs and checkpoints. Ctrl-C (or SIGTERM) finishes the current period, writes a
-checkpoint and exits; ``--resume`` continues it to the same numbers an uninterrupted run gives.
+evaluates, logs and, every ``checkpoint_every`` seconds of wall time (and at the end),
+checkpoints. Where a checkpoint falls does not change any number: a run resumed from any
+checkpoint ends with the ``metrics.csv`` an uninterrupted run gives (``wall_s`` aside). Ctrl-C
+(or SIGTERM) finishes the current period, writes a checkpoint and exits; after a ``kill -9``,
+``--resume`` continues from the last checkpoint, so at most ``checkpoint_every`` seconds plus
+one period of training are lost.
+
+An output directory that already holds a run is never overwritten unless asked
+(``--overwrite``). ``--resume`` checks that the checkpoint is intact, was made with the same
+settings (naming the keys that differ), and that ``config.json`` and ``metrics.csv`` were not
+edited since; any problem stops the run with one clear message and leaves the files as they
+were.
 """
 
 import argparse
+import contextlib
 import csv
 import dataclasses
-import importlib
 import io
 import json
 import math
 import os
+import secrets
 import signal
 import sys
-import tempfile
 import time
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
 
 import fastd3pg
+from fastd3pg import control
 from fastd3pg.control import metrics
-from fastd3pg.control.configio import ConfigError, apply_overrides, overrides_from_file
+from fastd3pg.control.configio import (ConfigError, apply_overrides, overrides_from_file,
+                                       tuned_config)
+from fastd3pg.policy import Policy, load_policy  # noqa: F401  (part of this module's API)
 
-# Algorithm name -> "module:AgentClass". The agent class carries its config dataclass.
-ALGOS = {
-    "ddpg": "fastd3pg.control.d3pg:DDPGAgent",
-    "d3pg": "fastd3pg.control.d3pg:D3PGAgent",
-    "sac": "fastd3pg.control.sac:SACAgent",
-    "d3pg-sac": "fastd3pg.control.sac:HybridSACAgent",
-    "gd": "fastd3pg.control.gd:GDAgent",
-    "mpc": "fastd3pg.control.mpc:MPCAgent",
-}
+# The algorithm registry lives in fastd3pg.control; these are its names here.
+ALGOS = control.ALGOS
+agent_class = control.agent_class
 
-TUNED_CONFIGS = Path(__file__).resolve().parent.parent / "runs" / "configs"
+
 METRICS_HEADER = ["timesteps", "wall_s", "return_raw", "return_mean", "return_history"]
-CHECKPOINT_EVERY_S = 30.0
+CHECKPOINT_EVERY_S = 30.0  # default seconds of wall time between checkpoints
+# The files of a run; a directory holding any of them holds a run.
+RUN_FILES = ("config.json", "metrics.csv", "checkpoint.npz", "policy.npz", "curve.png")
+CHECKPOINT_FORMAT = "fastd3pg checkpoint 1"
+# config.json keys that a later invocation of the same run may change (--resume --steps N...).
+_PER_INVOCATION = ("version", "steps", "checkpoint_every", "eval_episodes")
 
 
 class TrainingError(RuntimeError):
-    """A run that cannot go on (diverged, bad checkpoint); the message says why."""
-
-
-def agent_class(algo: str):
-    if algo not in ALGOS:
-        raise ValueError(f"unknown algo {algo!r}; valid: {', '.join(ALGOS)}")
-    module, name = ALGOS[algo].split(":")
-    return getattr(importlib.import_module(module), name)
+    """A run that cannot go on or start (diverged, damaged checkpoint, unusable output
+    directory); the message says why, in one line."""
 
 
 # -- files --------------------------------------------------------------------------------------
+def _reason(err: OSError) -> str:
+    return err.strerror or str(err)
+
+
 def _atomic_write(path: Path, write):
-    """Write through ``write(fileobj)`` into a temporary file beside ``path``, then rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name + ".", suffix=".tmp")
+    """Write through ``write(fileobj)`` into a temporary file beside ``path``, then rename it
+    over ``path``: a reader (or a run killed at any moment) sees the old or the new file, never
+    a part. An ``OSError`` (full disk, lost permission) becomes a :class:`TrainingError`, the
+    temporary file is removed and the previous ``path`` is left as it was."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
     try:
+        # Mode 0o666 through os.open, so that the umask decides (mkstemp would force 0600).
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
+    except BaseException as err:
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(err, OSError):
+            raise TrainingError(f"cannot write {path}: {_reason(err)} (the previous "
+                                f"{path.name}, if any, is unchanged)") from None
         raise
 
 
@@ -83,6 +105,14 @@ def _write_text(path: Path, text: str):
 
 def _write_npz(path: Path, arrays: dict):
     _atomic_write(path, lambda f: np.savez(f, **arrays))
+
+
+def _remove_temporary_files(out: Path):
+    """Temporary files of writes that a killed run left behind."""
+    for path in out.glob(".*.tmp"):
+        if any(path.name.startswith(f".{name}.") for name in RUN_FILES):
+            with contextlib.suppress(OSError):
+                path.unlink()
 
 
 def _metrics_text(rows) -> str:
@@ -112,26 +142,77 @@ def plot_curve(rows, path: Path, title: str):
     ax.legend(loc="lower right", fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    _atomic_write(path, lambda f: fig.savefig(f, format="png"))
-    plt.close(fig)
+    try:
+        _atomic_write(path, lambda f: fig.savefig(f, format="png"))
+    finally:
+        plt.close(fig)
+
+
+def _make_out(out: Path):
+    """Create the output directory; a clear error where ``out`` or a parent is a file, or the
+    place is not writable."""
+    if out.exists() and not out.is_dir():
+        raise TrainingError(f"--out {out} is a file, not a directory")
+    for parent in out.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise TrainingError(f"--out {out} lies under {parent}, which is a file")
+            break
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise TrainingError(f"cannot create the output directory {out}: {_reason(err)}") from None
+
+
+@contextlib.contextmanager
+def _lock(out: Path):
+    """Hold ``out/.lock`` for the run: probes that ``out`` is writable, and refuses a second
+    run writing into the same directory at the same time."""
+    path = out / ".lock"
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as err:
+        raise TrainingError(f"cannot write into the output directory {out}: {_reason(err)}") from None
+    try:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX: no lock, the probe only
+            fcntl = None
+        if fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                raise TrainingError(f"another run is writing into {out}; wait for it to end "
+                                    "or use another --out") from None
+        try:
+            yield
+        finally:
+            with contextlib.suppress(OSError):
+                path.unlink()
+    finally:
+        os.close(fd)
 
 
 # -- settings -----------------------------------------------------------------------------------
 def resolve_config(env_name: str, algo: str, config_file=None, overrides=None):
     """The config dataclass for ``algo`` on ``env_name`` after every layer of settings, and the
-    list of files that contributed."""
+    list of files that contributed. An error from a file names the file."""
     cls = agent_class(algo)
     config = cls.config_class()
     sources = []
-    tuned = TUNED_CONFIGS / f"{env_name}.toml"
-    if tuned.is_file():
-        config = apply_overrides(config, overrides_from_file(tuned, algo, ALGOS), str(tuned))
-        sources.append(str(tuned))
+    layers = []
+    tuned, tuned_name = tuned_config(env_name)
+    if tuned is not None:
+        layers.append((tuned, tuned_name))
     if config_file is not None:
-        config = apply_overrides(
-            config, overrides_from_file(config_file, algo, ALGOS), str(config_file)
-        )
-        sources.append(str(config_file))
+        layers.append((config_file, str(config_file)))
+    for path, name in layers:
+        try:
+            config = apply_overrides(config, overrides_from_file(path, algo, ALGOS), name)
+        except ConfigError as err:
+            message = str(err)
+            raise ConfigError(message if name in message else f"{name}: {message}") from None
+        sources.append(name)
     if overrides:
         config = apply_overrides(config, overrides, "arguments")
     return config, sources
@@ -141,6 +222,34 @@ def _check_int(name, value, low):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
         raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
     return int(value)
+
+
+def _check_bool(name, value):
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def _check_path(name, value):
+    if value is not None and not isinstance(value, (str, os.PathLike)):
+        raise ValueError(f"{name} must be a path (str or os.PathLike) or None, got {value!r}")
+    if value is not None and str(value) == "":
+        raise ValueError(f"{name} must not be empty")
+    return value
+
+
+def _differences(before: dict, after: dict, labels, prefix="") -> list:
+    """``key: value in <labels[0]>, value in <labels[1]>`` for every (nested) key that differs."""
+    missing = object()
+    found = []
+    for key in sorted(set(before) | set(after), key=str):
+        a, b = before.get(key, missing), after.get(key, missing)
+        if isinstance(a, dict) and isinstance(b, dict):
+            found += _differences(a, b, labels, f"{prefix}{key}.")
+        elif a != b:
+            show = [("(none)" if v is missing else json.dumps(v)) for v in (a, b)]
+            found.append(f"{prefix}{key}: {show[0]} {labels[0]}, {show[1]} {labels[1]}")
+    return found
 
 
 # -- the run ------------------------------------------------------------------------------------
@@ -192,19 +301,105 @@ class _Progress:
         self.stream.flush()
 
 
+class _CompileNotice:
+    """``compiling kernels, first run only ... done in N s`` on the progress stream, when the
+    kernel cache lacks what this run compiles (:func:`_cold_cache`, a cheap look at file
+    names)."""
+
+    def __init__(self, stream, cls):
+        self.stream, self.t0 = stream, None
+        if stream is not None and _cold_cache(cls):
+            from fastd3pg import _jit
+
+            stream.write(f"compiling kernels, first run only (cached in {_jit.cache_dir()}) ... ")
+            stream.flush()
+            self.t0 = time.perf_counter()
+
+    def done(self):
+        if self.t0 is not None:
+            self.stream.write(f"done in {time.perf_counter() - self.t0:.0f} s\n")
+            self.stream.flush()
+            self.t0 = None
+
+
+def _cold_cache(cls) -> bool:
+    """Whether the kernel cache holds no kernel of the metrics (every run compiles them first)
+    or, where the agent's module defines compiled kernels, none of those."""
+    from fastd3pg import _jit
+
+    module = sys.modules[cls.__module__]
+    stems = ["metrics."]
+    if any(getattr(getattr(value, "py_func", None), "__module__", None) == module.__name__
+           for value in vars(module).values()):
+        stems.append(module.__name__.rsplit(".", 1)[-1] + ".")
+    try:
+        cached = [p.name for p in Path(_jit.cache_dir()).rglob("*.nbi")]
+    except OSError:
+        return True
+    return not all(any(name.startswith(stem) for name in cached) for stem in stems)
+
+
 def run(env="Pendulum", algo="d3pg", seed=0, steps=20000, out=None, config=None,
-        resume=False, progress=None, **overrides):
+        resume=False, progress=None, *, overwrite=False, checkpoint_every=CHECKPOINT_EVERY_S,
+        eval_episodes=1, **overrides):
     """Train ``algo`` on ``env`` and return the metrics as a dict of arrays (the columns of
-    ``metrics.csv``). ``overrides`` set config fields by name (e.g. ``w1=0.5``); ``config``
-    is a TOML file; ``progress`` a stream for the progress line (None: silent)."""
-    from fastd3pg.physics import make
+    ``metrics.csv``; with ``eval_episodes`` K > 1 also ``eval_returns``, the normalized
+    returns of K episodes of the final actor from seeded start states).
+
+    ``overrides`` set config fields by name (e.g. ``w1=0.5``); ``config`` is a TOML file;
+    ``progress`` a stream for the progress line (None: silent). ``out`` (default
+    ``runs/<env>/<algo>/seed<k>``) must not hold a run already unless ``resume`` (continue its
+    checkpoint) or ``overwrite`` (replace it). ``checkpoint_every``: seconds of wall time
+    between checkpoints (0: after every evaluation); it changes no number. Bad arguments raise
+    ``ValueError``; unusable files and directories :class:`TrainingError`, before anything in
+    ``out`` is changed."""
+    from fastd3pg.physics import make, names
 
     seed = _check_int("seed", seed, 0)
     steps = _check_int("steps", steps, 1)
+    eval_episodes = _check_int("eval_episodes", eval_episodes, 1)
+    resume, overwrite = _check_bool("resume", resume), _check_bool("overwrite", overwrite)
+    if resume and overwrite:
+        raise ValueError("resume and overwrite exclude each other")
+    if (isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, (int, float))
+            or not math.isfinite(checkpoint_every) or checkpoint_every < 0):
+        raise ValueError(f"checkpoint_every must be a finite number of seconds >= 0, "
+                         f"got {checkpoint_every!r}")
+    if not isinstance(env, str) or env not in names():
+        raise ValueError(f"unknown env {env!r}; valid: {', '.join(names())}")
+    if not isinstance(algo, str) or algo not in ALGOS:
+        raise ValueError(f"unknown algo {algo!r}; valid: {', '.join(ALGOS)}")
+    if algo == "mpc" and eval_episodes > 1:
+        raise ValueError("eval_episodes applies to trained actors; mpc's metric is its "
+                         "predicted return and its policy.npz holds the untrained initial actor")
+    _check_path("out", out)
+    _check_path("config", config)
+    if progress is not None and not callable(getattr(progress, "write", None)):
+        raise ValueError(f"progress must be a writable stream or None, got {progress!r}")
     environment = make(env)
     cls = agent_class(algo)
     cfg, sources = resolve_config(env, algo, config, overrides)
     out = Path(out) if out is not None else Path("runs") / env / algo / f"seed{seed}"
+    _make_out(out)
+    with _lock(out):
+        held = [name for name in RUN_FILES if (out / name).exists()]
+        if resume and not (out / "checkpoint.npz").exists():
+            raise TrainingError(f"--resume: no checkpoint in {out}"
+                                + (" (start it again with --overwrite)" if held else ""))
+        if held and not resume and not overwrite:
+            raise TrainingError(f"{out} already holds a run ({', '.join(held)}); continue it "
+                                "with --resume, replace it with --overwrite, or use another --out")
+        notice = _CompileNotice(progress, cls)
+        try:
+            return _train(environment, cls, cfg, sources, algo, seed, steps, out, resume,
+                          progress, overwrite, float(checkpoint_every), eval_episodes, notice)
+        finally:
+            notice.done()
+
+
+def _train(environment, cls, cfg, sources, algo, seed, steps, out, resume, progress, overwrite,
+           checkpoint_every, eval_episodes, notice):
+    env = environment.name
     settings = {
         "package": "fastd3pg",
         "version": fastd3pg.__version__,
@@ -218,7 +413,10 @@ def run(env="Pendulum", algo="d3pg", seed=0, steps=20000, out=None, config=None,
         "random_return": metrics.random_return(environment),
         "max_return": environment.max_reward * environment.horizon,
         "eval_every": metrics.EVAL_EVERY,
+        "checkpoint_every": checkpoint_every,
+        "eval_episodes": eval_episodes,
     }
+    config_text = json.dumps(settings, indent=2) + "\n"
     normalize = metrics.normalizer(environment)
     agent = cls(environment, cfg, seed, total_steps=steps)  # replay capped at `steps`
 
@@ -226,7 +424,14 @@ def run(env="Pendulum", algo="d3pg", seed=0, steps=20000, out=None, config=None,
     checkpoint = out / "checkpoint.npz"
     if resume:
         rows, t, wall0 = _load_checkpoint(checkpoint, agent, settings)
-    _write_text(out / "config.json", json.dumps(settings, indent=2) + "\n")
+    _remove_temporary_files(out)
+    if overwrite:
+        for name in RUN_FILES:
+            with contextlib.suppress(FileNotFoundError):
+                (out / name).unlink()
+    _write_text(out / "config.json", config_text)
+    if rows:  # the checkpoint's record (rows written after it are computed again)
+        _write_text(out / "metrics.csv", _metrics_text(rows))
     history = metrics.History(row[3] for row in rows)
 
     bar = _Progress(progress, steps)
@@ -252,122 +457,206 @@ def run(env="Pendulum", algo="d3pg", seed=0, steps=20000, out=None, config=None,
             mean = normalize(raw)
             wall = time.perf_counter() - start
             rows.append((t, wall, raw, mean, history.add(mean)))
+            notice.done()
             plateau = hasattr(agent, "done") and agent.done()  # an early-stop rule (gd)
             bar.update(t, wall, rate, rows[-1], final=t >= steps or plateau)
             _write_text(out / "metrics.csv", _metrics_text(rows))
             if (flag.stop or plateau or t >= steps
-                    or time.perf_counter() - last_checkpoint >= CHECKPOINT_EVERY_S):
-                _save_checkpoint(checkpoint, agent, settings, rows, t, wall)
+                    or time.perf_counter() - last_checkpoint >= checkpoint_every):
+                _save_checkpoint(checkpoint, agent, settings, config_text, rows, t, wall)
                 last_checkpoint = time.perf_counter()
             if plateau:
                 break
             if flag.stop and t < steps:
                 interrupted = True
                 break
-    _write_npz(out / "policy.npz", agent.policy_arrays())
+    policy_arrays = agent.policy_arrays()
+    _write_npz(out / "policy.npz", policy_arrays)
     plot_curve(rows, out / "curve.png", f"{algo} on {env}, seed {seed}")
     if interrupted:
         raise KeyboardInterrupt(f"interrupted at timestep {t}; resume with --resume (--out {out})")
     table = np.asarray(rows, dtype=np.float64).reshape(-1, len(METRICS_HEADER))
     result = {name: table[:, k] for k, name in enumerate(METRICS_HEADER)}
     result["timesteps"] = result["timesteps"].astype(np.int64)
+    if eval_episodes > 1:
+        result["eval_returns"] = _evaluate_episodes(env, policy_arrays, eval_episodes, seed,
+                                                    normalize)
     return result
 
 
+def _evaluate_episodes(env_name, policy_arrays, episodes, seed, normalize) -> np.ndarray:
+    """Normalized returns of ``episodes`` episodes of the final actor in NumPy, from start
+    states seeded by ``seed`` (apart from the agent's random streams, which stay untouched)."""
+    from fastd3pg.physics import make
+
+    env, policy = make(env_name), Policy(policy_arrays)
+    returns = []
+    for start in np.random.SeedSequence((seed, episodes)).generate_state(episodes):
+        state, _ = env.reset(seed=int(start))
+        total = 0.0
+        for _ in range(env.horizon):
+            state, reward, terminated, truncated, _ = env.step(policy(state))
+            total += reward
+            if terminated or truncated:
+                break
+        returns.append(normalize(total))
+    return np.array(returns)
+
+
 _RESUME_KEYS = ("env", "algo", "seed", "env_params", "config", "eval_every")
+_CHECKPOINT_KEYS = ("timesteps", "rows", "wall_s", "settings")
 
 
-def _save_checkpoint(path, agent, settings, rows, t, wall):
+def _save_checkpoint(path, agent, settings, config_text, rows, t, wall):
     arrays = {f"agent.{k}": v for k, v in agent.state_arrays().items()}
+    arrays["format"] = np.array(CHECKPOINT_FORMAT)
     arrays["rows"] = np.asarray(rows, dtype=np.float64).reshape(-1, len(METRICS_HEADER))
     arrays["timesteps"] = np.int64(t)
     arrays["wall_s"] = np.float64(wall)
     arrays["settings"] = np.array(json.dumps({k: settings[k] for k in _RESUME_KEYS}))
+    arrays["config_json"] = np.array(config_text)
     _write_npz(path, arrays)
 
 
-def _load_checkpoint(path, agent, settings):
-    if not path.is_file():
-        raise TrainingError(f"--resume: no checkpoint at {path}")
+def _read_checkpoint(path: Path) -> dict:
+    """Every array of ``checkpoint.npz``; :class:`TrainingError` unless it is an intact
+    checkpoint (an empty, truncated or foreign file never reaches the agent)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError as err:
+        raise TrainingError(f"--resume: cannot read {path}: {_reason(err)}") from None
+    if not head:
+        raise TrainingError(f"--resume: {path} is empty, not a checkpoint; start the run "
+                            "again with --overwrite")
+    if head != b"PK\x03\x04":
+        raise TrainingError(f"--resume: {path} is not a checkpoint (not an .npz archive); "
+                            "start the run again with --overwrite")
     try:
         with np.load(path, allow_pickle=False) as data:
-            saved = json.loads(str(data["settings"]))
-            current = json.loads(json.dumps({k: settings[k] for k in _RESUME_KEYS}))
-            changed = [k for k in _RESUME_KEYS if saved.get(k) != current[k]]
-            if changed:
-                raise TrainingError(
-                    f"--resume: the checkpoint in {path} was made with other settings "
-                    f"({', '.join(changed)} differ); use the same settings or another --out"
-                )
-            agent.load_state_arrays(
-                {k[len("agent."):]: data[k] for k in data.files if k.startswith("agent.")}
-            )
-            rows = [tuple(r) for r in data["rows"]]
-            return rows, int(data["timesteps"]), float(data["wall_s"])
-    except (OSError, ValueError, KeyError) as err:
-        raise TrainingError(f"--resume: unreadable checkpoint {path}: {err}") from None
+            arrays = {k: data[k] for k in data.files}
+        missing = [k for k in _CHECKPOINT_KEYS if k not in arrays]
+        if missing:
+            raise TrainingError(f"--resume: {path} is not a fastd3pg checkpoint (it lacks "
+                                f"{', '.join(missing)}); start the run again with --overwrite")
+        arrays["settings"] = json.loads(str(arrays["settings"]))
+        if "config_json" in arrays:
+            arrays["config_json"] = json.loads(str(arrays["config_json"]))
+        arrays["timesteps"] = int(arrays["timesteps"])
+        arrays["wall_s"] = float(arrays["wall_s"])
+        rows = np.asarray(arrays["rows"], dtype=np.float64)
+        if (rows.ndim != 2 or rows.shape[1] != len(METRICS_HEADER)
+                or (len(rows) and rows[-1, 0] != arrays["timesteps"])):
+            raise ValueError("its rows do not match its timesteps")
+        arrays["rows"] = [tuple(r) for r in rows.tolist()]
+    except (OSError, ValueError, TypeError, KeyError, EOFError, zipfile.BadZipFile,
+            zlib.error) as err:
+        reason = " ".join(str(err).split()) or type(err).__name__
+        raise TrainingError(f"--resume: {path} is damaged (truncated or corrupted: {reason}); "
+                            "start the run again with --overwrite") from None
+    return arrays
 
 
-# -- trained actors -----------------------------------------------------------------------------
-class Policy:
-    """A trained deterministic actor in plain NumPy: ``policy(state) -> action``.
-
-    Applies the stored observation normalizer, then the actor network; actions lie in
-    [-1, 1]^m. Accepts one state ``(n,)`` or a batch ``(B, n)``.
-    """
-
-    def __init__(self, arrays: dict):
-        from fastd3pg.nn import numpy_forward
-
-        self._forward = numpy_forward
-        self.env = str(arrays["env"])
-        self.sizes = [int(k) for k in arrays["sizes"]]
-        self.activation = str(arrays["activation"])
-        self.output_activation = str(arrays["output_activation"])
-        self.layer_norm = bool(arrays["layer_norm"])
-        self.params = np.asarray(arrays["params"], dtype=np.float64)
-        self.obs_mean = np.asarray(arrays["obs_mean"], dtype=np.float64)
-        self.obs_std = np.asarray(arrays["obs_std"], dtype=np.float64)
-        self.obs_clip = float(arrays["obs_clip"])
-        self.state_dim, self.action_dim = self.sizes[0], self.sizes[-1]
-
-    def __call__(self, state):
-        x = np.asarray(state, dtype=np.float64)
-        single = x.ndim == 1
-        X = x.reshape(1, -1) if single else x
-        if X.ndim != 2 or X.shape[1] != self.state_dim:
-            raise ValueError(
-                f"policy for {self.env}: state must have shape ({self.state_dim},) or "
-                f"(B, {self.state_dim}), got {x.shape}"
-            )
-        if not np.all(np.isfinite(X)):
-            raise ValueError(f"policy for {self.env}: state contains NaN or inf")
-        Z = np.clip((X - self.obs_mean) / (self.obs_std + 1e-8), -self.obs_clip, self.obs_clip)
-        Y = self._forward(self.sizes, self.activation, self.output_activation, self.layer_norm,
-                          self.params, Z)
-        Y = np.clip(Y, -1.0, 1.0)
-        return Y[0] if single else Y
-
-
-def load_policy(path) -> Policy:
-    """The actor stored in ``policy.npz`` (or in a run directory holding one)."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "policy.npz"
-    if not path.is_file():
-        raise FileNotFoundError(f"no policy file at {path}")
+def _load_checkpoint(path: Path, agent, settings):
+    """Restore ``agent`` from the checkpoint at ``path`` after checking that it belongs to this
+    run and that the run's files were not edited since; returns ``rows, timesteps, wall_s``."""
+    saved = _read_checkpoint(path)
+    t, steps = saved["timesteps"], settings["steps"]
+    if t > steps:
+        raise TrainingError(f"--resume: the checkpoint in {path.parent} is at timestep {t}; "
+                            f"--steps {steps} is below it (use --steps {t} or more)")
+    current = json.loads(json.dumps({k: settings[k] for k in _RESUME_KEYS}))
+    changed = _differences(saved["settings"], current, ("in the checkpoint", "now"))
+    if changed:
+        raise TrainingError(f"--resume: the checkpoint in {path.parent} was made with other "
+                            f"settings ({'; '.join(changed)}); use the same settings or "
+                            "another --out")
+    _check_unedited(path.parent, saved)
     try:
-        with np.load(path, allow_pickle=False) as data:
-            return Policy({k: data[k] for k in data.files})
-    except (ValueError, KeyError, OSError) as err:
-        raise ValueError(f"{path} is not a fastd3pg policy file: {err}") from None
+        agent.load_state_arrays(
+            {k[len("agent."):]: v for k, v in saved.items() if k.startswith("agent.")}
+        )
+    except (ValueError, KeyError) as err:
+        started = (saved.get("config_json") or {}).get("steps")
+        if isinstance(started, int) and steps < started:
+            raise TrainingError(f"--resume: --steps {steps} is below the {started} this run "
+                                "was started with, for which its replay buffer was sized; use "
+                                f"--steps {started} or more") from None
+        raise TrainingError(f"--resume: {path} does not fit this run: {err}") from None
+    return saved["rows"], t, saved["wall_s"]
+
+
+def _check_unedited(out: Path, saved: dict):
+    """Refuse to resume over a ``config.json`` or ``metrics.csv`` changed since the
+    checkpoint was written (a deleted one is simply written again)."""
+    path = out / "config.json"
+    recorded = saved.get("config_json")
+    if recorded is not None and path.exists():
+        try:
+            on_disk = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(on_disk, dict):
+                raise ValueError("not a JSON object")
+        except (OSError, ValueError) as err:
+            raise TrainingError(f"--resume: {path} is no longer the run's record ({err}); "
+                                "restore it, or delete it to have it written again") from None
+        recorded = {k: v for k, v in recorded.items() if k not in _PER_INVOCATION}
+        on_disk = {k: v for k, v in on_disk.items() if k not in _PER_INVOCATION}
+        edits = _differences(recorded, on_disk, ("in the checkpoint", "in the file"))
+        if edits:
+            raise TrainingError(f"--resume: {path} was edited after the run wrote it "
+                                f"({'; '.join(edits)}); settings come from the flags and "
+                                "--config, not from config.json: restore it, or delete it to "
+                                "have it written again")
+    path = out / "metrics.csv"
+    if path.exists():
+        expected = _metrics_text(saved["rows"]).splitlines()
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except (OSError, ValueError) as err:
+            raise TrainingError(f"--resume: cannot read {path} ({err}); restore it, or delete "
+                                "it to have it written again from the checkpoint") from None
+        if lines[:len(expected)] != expected:
+            k = next(k for k in range(len(expected))
+                     if k >= len(lines) or lines[k] != expected[k])
+            raise TrainingError(f"--resume: {path} was edited after the checkpoint (line "
+                                f"{k + 1} differs from the checkpoint's record); restore it, "
+                                "or delete it to have it written again from the checkpoint")
 
 
 # -- command line -------------------------------------------------------------------------------
+DESCRIPTION = """\
+Train an agent on a task and write its results into one directory.
+
+Settings come from, in increasing priority: the algorithm's config dataclass, the task's tuned
+file fastd3pg/configs/<env>.toml, --config FILE, then the flags."""
+
+EPILOG = """\
+output files (in --out):
+  config.json     every setting used
+  metrics.csv     one row per evaluation (every 800 steps): timesteps, wall_s, return_raw,
+                  return_mean, return_history
+  policy.npz      the final actor (fastd3pg.train.load_policy(DIR) runs it in NumPy)
+  curve.png       return_mean and return_history against timesteps
+  checkpoint.npz  for --resume; written every --checkpoint-every seconds and at the end
+
+metrics:
+  return_mean     the return of one episode of the current deterministic actor (the
+                  paper's metric; for mpc the predicted return), normalized so that random
+                  actions score 0 and max_reward x horizon scores 1
+  return_history  the mean of the latest 100 return_mean values (the paper's Table 1)
+
+Ctrl-C writes a checkpoint and stops; --resume continues it (also after kill -9, from the
+last checkpoint) to the numbers an uninterrupted run gives."""
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message):
         sys.stderr.write(f"{self.prog}: error: {message}\n")
         sys.exit(2)
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Defaults shown, description and epilog kept as written."""
 
 
 def _finite_float(text):
@@ -393,43 +682,89 @@ def _count(low):
     return parse
 
 
+def _one_line(err) -> str:
+    return " ".join(str(err).split()) or type(err).__name__
+
+
 def main(argv=None) -> int:
     from fastd3pg.physics import names
 
-    parser = _Parser(prog="python -m fastd3pg.train", description=__doc__.split("\n")[0])
+    parser = _Parser(prog="python -m fastd3pg.train", description=DESCRIPTION, epilog=EPILOG,
+                     formatter_class=_HelpFormatter)
     parser.add_argument("--env", default="Pendulum", help="task: " + ", ".join(names()))
     parser.add_argument("--algo", default="d3pg", help="algorithm: " + ", ".join(ALGOS))
-    parser.add_argument("--seed", type=_count(0), default=0)
+    parser.add_argument("--seed", type=_count(0), default=0, help="random seed")
     parser.add_argument("--steps", type=_count(1), default=20000, help="env timesteps")
-    parser.add_argument("--out", default=None, help="output directory (default runs/<env>/<algo>/seed<k>)")
-    parser.add_argument("--w1", type=_finite_float, help="weight of the action-gradient term")
-    parser.add_argument("--w2", type=_finite_float, help="weight of the state-gradient term")
-    parser.add_argument("--reg", choices=("l2", "cosine"), help="gradient-fitting loss")
-    parser.add_argument("--config", default=None, help="TOML file of config overrides")
-    parser.add_argument("--resume", action="store_true", help="continue the checkpoint in --out")
+    parser.add_argument("--out", default=argparse.SUPPRESS,
+                        help="output directory (default: runs/<env>/<algo>/seed<seed>)")
+    parser.add_argument("--w1", type=_finite_float, default=argparse.SUPPRESS,
+                        help="weight of the action-gradient term (default: from the config)")
+    parser.add_argument("--w2", type=_finite_float, default=argparse.SUPPRESS,
+                        help="weight of the state-gradient term (default: from the config)")
+    parser.add_argument("--reg", choices=("l2", "cosine"), default=argparse.SUPPRESS,
+                        help="gradient-fitting loss (default: from the config)")
+    parser.add_argument("--config", default=argparse.SUPPRESS,
+                        help="TOML file of config overrides (default: none)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the run whose checkpoint is in --out")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the run already in --out")
+    parser.add_argument("--checkpoint-every", type=_finite_float, default=CHECKPOINT_EVERY_S,
+                        metavar="SECONDS",
+                        help="wall time between checkpoints (0: after every evaluation)")
+    parser.add_argument("--eval-episodes", type=_count(1), default=1, metavar="K",
+                        help="at the end, also report the mean normalized return of K episodes "
+                             "of the final actor (1: only the paper's single-episode metric)")
     args = parser.parse_args(argv)
     if args.algo not in ALGOS:
         parser.error(f"unknown algo {args.algo!r}; valid: {', '.join(ALGOS)}")
     if args.env not in names():
         parser.error(f"unknown env {args.env!r}; valid: {', '.join(names())}")
-    overrides = {k: v for k, v in (("w1", args.w1), ("w2", args.w2), ("reg", args.reg)) if v is not None}
-    out = args.out or os.path.join("runs", args.env, args.algo, f"seed{args.seed}")
+    if args.resume and args.overwrite:
+        parser.error("--resume and --overwrite exclude each other")
+    overrides = {k: getattr(args, k) for k in ("w1", "w2", "reg") if hasattr(args, k)}
+    out = getattr(args, "out", None) or os.path.join("runs", args.env, args.algo,
+                                                     f"seed{args.seed}")
     print(f"fastd3pg {fastd3pg.__version__}: {args.algo} on {args.env}, seed {args.seed}, "
           f"{args.steps} steps -> {out}", flush=True)
+    t0 = time.perf_counter()
     try:
         result = run(env=args.env, algo=args.algo, seed=args.seed, steps=args.steps, out=out,
-                     config=args.config, resume=args.resume, progress=sys.stdout, **overrides)
+                     config=getattr(args, "config", None), resume=args.resume, progress=sys.stdout,
+                     overwrite=args.overwrite, checkpoint_every=args.checkpoint_every,
+                     eval_episodes=args.eval_episodes, **overrides)
     except KeyboardInterrupt as stop:
         print(f"\n{parser.prog}: {stop.args[0] if stop.args else 'interrupted'}", file=sys.stderr)
         return 130
-    except (ConfigError, TrainingError, ValueError) as err:
-        print(f"{parser.prog}: error: {err}", file=sys.stderr)
+    except (ConfigError, TrainingError, ValueError, OSError) as err:
+        print(f"{parser.prog}: error: {_one_line(err)}", file=sys.stderr)
         return 1
-    if result["timesteps"][-1] < args.steps:
-        print(f"stopped early at timestep {result['timesteps'][-1]}: return_mean plateaued",
-              flush=True)
-    print(f"done: {out}/metrics.csv, policy.npz, curve.png", flush=True)
+    _summary(result, out, time.perf_counter() - t0, args.steps)
     return 0
+
+
+def _summary(result, out, seconds, steps):
+    """The last lines of a run: what the final numbers mean and where the files are."""
+    t = int(result["timesteps"][-1])
+    if t < steps:
+        print(f"stopped early at timestep {t}: return_mean plateaued", flush=True)
+    lines = [
+        f"done: {t} steps in {seconds:.1f} s -> {out}",
+        f"  return_mean    {result['return_mean'][-1]:7.3f}  the last evaluation: one episode of "
+        "the final deterministic actor",
+        f"  return_history {result['return_history'][-1]:7.3f}  the mean of the latest "
+        f"{metrics.HISTORY} return_mean values",
+    ]
+    if "eval_returns" in result:
+        r = result["eval_returns"]
+        lines.append(f"  mean of {len(r)} episodes {r.mean():7.3f}  (std {r.std():.3f}, min "
+                     f"{r.min():.3f}, max {r.max():.3f}) of the final actor, seeded start states")
+    lines += [
+        "  (normalized: random actions score 0, max_reward x horizon scores 1)",
+        f"files: {os.path.join(out, 'metrics.csv')} (every evaluation), policy.npz (the final "
+        "actor: fastd3pg.train.load_policy), curve.png, config.json, checkpoint.npz",
+    ]
+    print("\n".join(lines), flush=True)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ import math
 import numpy as np
 
 from fastd3pg._jit import jit
-from fastd3pg.linalg import cholesky_solve
+from fastd3pg.linalg import cholesky, cholesky_solve
 
 # Status codes (as the reference implementation's ``result``).
 QP_NOT_PD = -1  # H_ff not positive definite
@@ -61,22 +61,7 @@ def cholesky_free(H, free, L):
                     L[nf, nf2] = H[i, j]
                     nf2 += 1
             nf += 1
-    for j in range(nf):
-        d = L[j, j]
-        for k in range(j):
-            d -= L[j, k] * L[j, k]
-        if not d > 0.0:
-            return -1
-        d = math.sqrt(d)
-        L[j, j] = d
-        for i in range(j + 1, nf):
-            v = L[i, j]
-            for k in range(j):
-                v -= L[i, k] * L[j, k]
-            L[i, j] = v / d
-        for i in range(j):
-            L[i, j] = 0.0
-    return nf
+    return nf if cholesky(L, nf) else -1
 
 
 @jit

@@ -8,6 +8,7 @@ level. Unknown keys and values of the wrong type are errors, never silently igno
 import dataclasses
 import math
 import re
+from importlib import resources
 from pathlib import Path
 
 try:  # Python >= 3.11
@@ -21,7 +22,8 @@ class ConfigError(ValueError):
 
 
 def load_toml(path) -> dict:
-    path = Path(path)
+    """The TOML file at ``path`` (a path, or a package resource) as a dict."""
+    path = path if hasattr(path, "read_text") else Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as err:
@@ -135,6 +137,16 @@ def overrides_from_file(path, algo: str, algos) -> dict:
             )
     top.update(data.get(algo, {}))
     return top
+
+
+def tuned_config(env_name: str):
+    """The tuned settings of task ``env_name``, ``fastd3pg/configs/<env_name>.toml``, read as
+    package data (so an installed package or a wheel finds them too): ``(resource, name)``,
+    where ``name`` is the package-relative name recorded in ``config.json``, or
+    ``(None, name)`` when the task has no such file."""
+    name = f"fastd3pg/configs/{env_name}.toml"
+    resource = resources.files("fastd3pg").joinpath("configs", f"{env_name}.toml")
+    return (resource if resource.is_file() else None), name
 
 
 def require(checks):

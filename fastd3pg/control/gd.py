@@ -21,16 +21,17 @@ parameter sum is one batched reverse pass over the whole episode. The terminatio
 piecewise-constant function of θ, so it contributes nothing (the gradient is that of the
 return of the episode's fixed length, valid almost everywhere).
 
-Observation normalization is *fixed*: ``s̃ = clip((s - μ)/(σ + 1e-8), ±obs_clip)`` with the
-mean and std (floored at 0.1, as D3PG's) of ``norm_steps`` states visited by a uniform random
-controller at the start of the run, never updated afterwards, so that ``R`` is one fixed
-function of θ. ``∂s̃/∂s = 1/(σ + 1e-8)`` where the clip is inactive, 0 where it is. Those random
-steps are simulated steps and count as timesteps. ``normalize_obs = false`` uses ``s̃ = s``.
+Observation normalization is *fixed*: ``s̃ = clip((s - μ)/(σ + ε), ±obs_clip)`` (``ε =
+core.STD_EPS``) with the mean and std (floored at 0.1, as D3PG's) of ``norm_steps`` states
+visited by a uniform random controller at the start of the run, never updated afterwards, so
+that ``R`` is one fixed function of θ. ``∂s̃/∂s = 1/(σ + ε)`` where the clip is inactive, 0
+where it is. Those random steps are simulated steps and count as timesteps.
+``normalize_obs = false`` uses ``s̃ = s``.
 
 Timesteps count simulated steps: ``train(n)`` runs whole updates until the run's simulated
 steps reach the driver's budget; an episode that overshoots is paid from the next period's
 budget. A non-finite gradient (an episode whose derivatives overflow) skips the update; the
-count is kept in ``stats.counters[C_SKIPPED]``.
+count is kept in ``stats.skipped``.
 
 Early stop on a plateau: every :meth:`GDAgent.evaluate` call compares the normalized
 ``return_mean`` with the best so far; an evaluation that beats the best by more than
@@ -48,17 +49,13 @@ import numpy as np
 
 from fastd3pg import rng as _rng
 from fastd3pg._jit import jit
-from fastd3pg.control import d3pg, metrics
+from fastd3pg.control import core, metrics
 from fastd3pg.control.configio import require
-from fastd3pg.control.d3pg import (
-    HP_ACTOR_LR, HP_B1, HP_B2, HP_EPS, HP_GAMMA, HP_OBS_CLIP, IP_HORIZON, IP_NORM_OBS, IP_TASK,
-    group_arrays, initial_actor, load_group_arrays, normalize_states, refresh_moments, run_seeds,
-)
-from fastd3pg.control.sac import ActWork
 from fastd3pg.nn import adam_step
 from fastd3pg.nn import kernels as nnk
 from fastd3pg.nn.normalizer import normalizer_update
 from fastd3pg.physics import dispatch
+from fastd3pg.policy import make_policy_arrays
 
 
 @dataclass(frozen=True)
@@ -98,10 +95,22 @@ class GDConfig:
         ])
 
 
-IP_EPISODES = 10  # after D3PG's int indices, whose IP_NORM_OBS, IP_HORIZON, IP_TASK are read
-N_HP, N_IP = 13, 11
-C_TOTAL, C_BUDGET, C_UPDATES, C_ADAM_T, C_SKIPPED = 0, 1, 2, 3, 4
-F_RETURN, F_BEST, F_SINCE = 0, 1, 2  # last training return; plateau rule's best and counter
+class Settings(NamedTuple):
+    """:class:`GDConfig` as the compiled code reads it (built by :func:`make_settings`)."""
+
+    task: core.Task
+    obs: core.Normalization
+    adam: core.AdamSettings
+    gamma: float
+    lr: float
+    episodes_per_update: int
+
+
+def make_settings(config, env) -> Settings:
+    c = config
+    return Settings(task=core.task_settings(env), obs=core.normalization_settings(c),
+                    adam=core.adam_settings(c), gamma=float(c.gamma), lr=float(c.lr),
+                    episodes_per_update=int(c.episodes_per_update))
 
 
 class Nets(NamedTuple):
@@ -111,10 +120,17 @@ class Nets(NamedTuple):
 
 
 class Stats(NamedTuple):
+    """The running state of an agent (1-element arrays: see :mod:`fastd3pg.control.core`)."""
+
     obs: np.ndarray  # the fixed normalizer statistics
-    ret: np.ndarray  # unused return statistics, read by the shared kernels
-    counters: np.ndarray  # int64, C_*
-    scalars: np.ndarray  # float64, F_*
+    total: np.ndarray  # simulated steps so far
+    budget: np.ndarray  # simulated steps the driver has granted so far
+    updates: np.ndarray  # updates so far
+    adam_t: np.ndarray  # Adam's step count
+    skipped: np.ndarray  # updates skipped for a non-finite gradient
+    train_return: np.ndarray  # the last update's mean training return
+    best: np.ndarray  # the plateau rule's best normalized return_mean
+    since: np.ndarray  # evaluations since it last improved
     state: np.ndarray
     rng: np.ndarray  # training stream
     eval_rng: np.ndarray  # evaluation stream
@@ -137,26 +153,36 @@ class Work(NamedTuple):
     grad: np.ndarray  # the update's gradient
     wT: tuple  # actor workspace, batch T
     w1: tuple  # actor workspace, batch 1
-    obs_mean: np.ndarray
+    obs_mean: np.ndarray  # μ, σ of the fixed statistics
     obs_std: np.ndarray
-    ret: np.ndarray
+
+
+def make_work(actor, T: int) -> Work:
+    n, m = actor.n_in, actor.n_out
+    z = np.zeros
+    return Work(
+        S=z((T + 1, n)), X=z((T, n)), mask=z((T, n)), A=z((T, m)), J_s=z((T, n, n)),
+        J_a=z((T, n, m)), dr_ds=z((T, n)), dr_da=z((T, m)), abar=z((T, m)), lam=z(n),
+        lam_new=z(n), dX=z((1, n)), dtheta=z(actor.num_params), grad=z(actor.num_params),
+        wT=actor.workspace(T), w1=actor.workspace(1), obs_mean=z(n), obs_std=np.ones(n),
+    )
 
 
 @jit
-def episode_gradient(p, spec_a, theta, stats, hp, ip, work, s0):
+def episode_gradient(p, spec_a, theta, stats, cfg, work, s0):
     """One episode of π_θ from ``s0``: returns ``(R, L)`` and writes ``-∂R/∂θ`` into
     ``work.dtheta`` (the adjoint sweep of the module docstring)."""
-    task, T = ip[IP_TASK], ip[IP_HORIZON]
-    gamma = hp[HP_GAMMA]
+    task, T = cfg.task.task_id, cfg.task.horizon
+    gamma = cfg.gamma
     n, m = work.S.shape[1], work.A.shape[1]
-    refresh_moments(stats, work, ip[IP_NORM_OBS] == 1, False)
+    core.obs_moments(stats.obs, cfg.obs.on, work.obs_mean, work.obs_std)
     work.S[0] = s0
     R = 0.0
     disc = 1.0
     L = 0
     for t in range(T):
-        normalize_states(work.S[t:t + 1], work, hp[HP_OBS_CLIP], work.X[t:t + 1],
-                         work.mask[t:t + 1])
+        core.normalize_states(work.S[t:t + 1], work.obs_mean, work.obs_std, cfg.obs.clip,
+                              work.X[t:t + 1], work.mask[t:t + 1])
         work.A[t] = nnk.forward(spec_a, theta, work.X[t:t + 1], work.w1)[0]
         r, terminated = dispatch.step_jac(task, p, work.S[t], work.A[t], work.S[t + 1],
                                           work.J_s[t], work.J_a[t], work.dr_ds[t], work.dr_da[t])
@@ -180,7 +206,7 @@ def episode_gradient(p, spec_a, theta, stats, hp, ip, work, s0):
             for k in range(n):
                 acc += work.J_s[t, k, j] * work.lam[k]
             work.lam_new[j] = (work.dr_ds[t, j] + gamma * acc
-                               + work.dX[0, j] * work.mask[t, j] / (std[j] + 1e-8))
+                               + work.dX[0, j] * work.mask[t, j] / (std[j] + core.STD_EPS))
         work.lam[:] = work.lam_new
     # -∂R/∂θ = -Σ_t γ^t (∂π/∂θ)ᵀ ā_t, in one batched reverse pass.
     disc = 1.0
@@ -194,9 +220,9 @@ def episode_gradient(p, spec_a, theta, stats, hp, ip, work, s0):
 
 
 @jit
-def random_state_statistics(p, stats, ip, steps, work):
+def random_state_statistics(p, stats, cfg, steps, work):
     """Merge ``steps`` states of a uniform random controller into ``stats.obs``."""
-    task, T = ip[IP_TASK], ip[IP_HORIZON]
+    task, T = cfg.task.task_id, cfg.task.horizon
     s, a = work.S[0], work.A[0]
     dispatch.reset(task, p, stats.rng, s)
     t = 0
@@ -210,33 +236,34 @@ def random_state_statistics(p, stats, ip, steps, work):
         if terminated or t >= T:
             dispatch.reset(task, p, stats.rng, s)
             t = 0
-    stats.counters[C_TOTAL] += steps
+    stats.total[0] += steps
 
 
 @jit
-def train_period(n_steps, p, spec_a, nets, stats, hp, ip, work):
+def train_period(n_steps, p, spec_a, nets, stats, cfg, work):
     """Updates until the run's simulated steps reach its budget, raised by ``n_steps``."""
-    stats.counters[C_BUDGET] += n_steps
-    k = ip[IP_EPISODES]
-    while stats.counters[C_TOTAL] < stats.counters[C_BUDGET]:
+    stats.budget[0] += n_steps
+    k = cfg.episodes_per_update
+    while stats.total[0] < stats.budget[0]:
         work.grad[:] = 0.0
         total = 0.0
         for _ in range(k):
-            dispatch.reset(ip[IP_TASK], p, stats.rng, stats.state)
-            R, L = episode_gradient(p, spec_a, nets.theta, stats, hp, ip, work, stats.state)
-            stats.counters[C_TOTAL] += L
+            dispatch.reset(cfg.task.task_id, p, stats.rng, stats.state)
+            R, L = episode_gradient(p, spec_a, nets.theta, stats, cfg, work, stats.state)
+            stats.total[0] += L
             total += R / k
             for i in range(work.grad.shape[0]):
                 work.grad[i] += work.dtheta[i] / k
-        stats.scalars[F_RETURN] = total
+        stats.train_return[0] = total
         if not np.all(np.isfinite(work.grad)):
-            stats.counters[C_SKIPPED] += 1
+            stats.skipped[0] += 1
             continue
-        stats.counters[C_ADAM_T] += 1
-        adam_step(nets.theta, work.grad, nets.m_theta, nets.v_theta, stats.counters[C_ADAM_T],
-                  hp[HP_ACTOR_LR], hp[HP_B1], hp[HP_B2], hp[HP_EPS])
-        stats.counters[C_UPDATES] += 1
-    return stats.scalars[F_RETURN]
+        stats.adam_t[0] += 1
+        a = cfg.adam
+        adam_step(nets.theta, work.grad, nets.m_theta, nets.v_theta, stats.adam_t[0], cfg.lr,
+                  a.beta1, a.beta2, a.eps)
+        stats.updates[0] += 1
+    return stats.train_return[0]
 
 
 class GDAgent:
@@ -252,86 +279,69 @@ class GDAgent:
         c = config
         n, m, T = env.state_dim, env.action_dim, env.horizon
         # The same actor and seed streams as D3PG's agent, so that every method starts alike.
-        self.actor, theta = initial_actor(env, c, seed)
-        seeds = run_seeds(seed)
-        self.nets = Nets(theta, np.zeros_like(theta), np.zeros_like(theta))
-        self.stats = Stats(np.zeros(2 * n + 1), np.zeros(3), np.zeros(5, dtype=np.int64),
-                           np.array([0.0, -np.inf, 0.0]), np.zeros(n),
-                           _rng.make_rng(int(seeds[2])), _rng.make_rng(int(seeds[3])))
-        self.work = Work(
-            np.zeros((T + 1, n)), np.zeros((T, n)), np.zeros((T, n)), np.zeros((T, m)),
-            np.zeros((T, n, n)), np.zeros((T, n, m)), np.zeros((T, n)), np.zeros((T, m)),
-            np.zeros((T, m)), np.zeros(n), np.zeros(n), np.zeros((1, n)), np.zeros_like(theta),
-            np.zeros_like(theta), self.actor.workspace(T), self.actor.workspace(1),
-            np.zeros(n), np.ones(n), np.array([0.0, 1.0]),
+        self.actor, theta = core.initial_actor(env, c, seed)
+        seeds = core.run_seeds(seed)
+        self.nets = Nets(theta=theta, m_theta=np.zeros_like(theta), v_theta=np.zeros_like(theta))
+        self.stats = Stats(
+            obs=np.zeros(2 * n + 1), total=core.counter(), budget=core.counter(),
+            updates=core.counter(), adam_t=core.counter(), skipped=core.counter(),
+            train_return=core.scalar(), best=core.scalar(-np.inf), since=core.counter(),
+            state=np.zeros(n), rng=_rng.make_rng(int(seeds[2])),
+            eval_rng=_rng.make_rng(int(seeds[3])),
         )
-        self.eval_work = ActWork(np.zeros((1, n)), np.zeros((1, n)), self.actor.workspace(1),
-                                 np.zeros(m), np.zeros(n), np.zeros(n), np.ones(n),
-                                 np.array([0.0, 1.0]))
-        hp = np.zeros(N_HP)
-        hp[[HP_GAMMA, HP_ACTOR_LR, HP_OBS_CLIP]] = (
-            c.gamma, c.lr, c.obs_clip if c.normalize_obs else np.inf)  # s̃ = s without normalization
-        hp[[HP_B1, HP_B2, HP_EPS]] = c.adam_beta1, c.adam_beta2, c.adam_eps
-        self.hp = hp
-        ip = np.zeros(N_IP, dtype=np.int64)
-        ip[[IP_NORM_OBS, IP_HORIZON, IP_TASK, IP_EPISODES]] = (
-            int(c.normalize_obs), T, env.task_id, c.episodes_per_update)
-        self.ip = ip
+        self.settings = make_settings(c, env)
+        self.work = make_work(self.actor, T)
+        self.eval_work = core.make_act_work(self.actor, n, m)
         self._normalize = None  # the metrics' normalizer, made at the first evaluation
         if c.normalize_obs:
-            random_state_statistics(env.params, self.stats, ip, c.norm_steps, self.work)
+            random_state_statistics(env.params, self.stats, self.settings, c.norm_steps,
+                                    self.work)
 
     @property
     def timesteps(self) -> int:
-        return int(self.stats.counters[C_TOTAL])
+        return int(self.stats.total[0])
 
     def train(self, n_steps: int) -> float:
         return train_period(n_steps, self.env.params, self.actor.spec, self.nets, self.stats,
-                            self.hp, self.ip, self.work)
+                            self.settings, self.work)
 
     def episode_gradient(self, s0, theta=None):
         """``(R, ∂R/∂θ)`` of one episode from ``s0`` (at ``theta``, default the actor's)."""
         theta = self.nets.theta if theta is None else np.ascontiguousarray(theta, dtype=float)
         s0 = self.env._check(s0, self.env.state_dim, "s0")
-        R, _ = episode_gradient(self.env.params, self.actor.spec, theta, self.stats, self.hp,
-                                self.ip, self.work, s0)
+        R, _ = episode_gradient(self.env.params, self.actor.spec, theta, self.stats,
+                                self.settings, self.work, s0)
         return R, -self.work.dtheta.copy()
 
     def evaluate(self) -> float:
         """One deterministic episode's return; also advances the plateau rule."""
-        raw = d3pg.evaluate(self.env.params, self.actor.spec, self.nets, self.stats, self.hp,
-                            self.ip, self.eval_work)
+        s = self.settings
+        raw = core.evaluate(self.env.params, self.actor.spec, self.nets.theta, s.task, s.obs,
+                            self.stats.obs, self.stats.eval_rng, self.eval_work)
         if self._normalize is None:
             self._normalize = metrics.normalizer(self.env)
         value = self._normalize(raw)
-        sc = self.stats.scalars
-        if value > sc[F_BEST] + self.config.plateau_tol:
-            sc[F_BEST], sc[F_SINCE] = value, 0.0
+        st = self.stats
+        if value > st.best[0] + self.config.plateau_tol:
+            st.best[0], st.since[0] = value, 0
         else:
-            sc[F_SINCE] += 1.0
+            st.since[0] += 1
         return raw
 
     def done(self) -> bool:
         """True once ``patience`` evaluations in a row brought no improvement."""
-        return bool(self.stats.scalars[F_SINCE] >= self.config.patience)
+        return bool(self.stats.since[0] >= self.config.patience)
 
     def finite(self) -> bool:
         return bool(np.all(np.isfinite(self.nets.theta)))
 
     def state_arrays(self) -> dict:
-        return group_arrays({"nets": self.nets, "stats": self.stats})
+        return core.group_arrays({"nets": self.nets, "stats": self.stats})
 
     def load_state_arrays(self, arrays: dict):
-        load_group_arrays({"nets": self.nets, "stats": self.stats}, arrays)
+        core.load_group_arrays({"nets": self.nets, "stats": self.stats}, arrays)
 
     def policy_arrays(self) -> dict:
-        refresh_moments(self.stats, self.eval_work, self.config.normalize_obs, False)
-        return {
-            "env": np.array(self.env.name), "sizes": np.array(self.actor.sizes),
-            "activation": np.array(self.config.activation),
-            "output_activation": np.array("tanh"),
-            "layer_norm": np.array(self.config.layer_norm),
-            "params": self.nets.theta.copy(), "obs_mean": self.eval_work.obs_mean.copy(),
-            "obs_std": self.eval_work.obs_std.copy(),
-            "obs_clip": np.array(self.config.obs_clip if self.config.normalize_obs else np.inf),
-        }
+        obs = self.settings.obs
+        mean, std = core.current_obs_moments(self.stats.obs, obs.on)
+        return make_policy_arrays(self.env.name, self.actor, self.nets.theta, mean, std, obs.clip)

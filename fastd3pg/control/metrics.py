@@ -1,4 +1,4 @@
-"""The paper's metrics (PAPER.md §6).
+"""The paper's metrics (its §5.2).
 
 ``return_mean``: the return of one episode of the current deterministic actor, evaluated every
 800 timesteps. ``return_history``: the average of the latest 100 ``return_mean`` values. Both
@@ -8,7 +8,8 @@ are rescaled linearly so that a random controller's average return maps to 0 and
 The random controller draws actions uniformly from [-1, 1]^m at every step. Its average return
 is estimated once per task (and per horizon and physical-parameter vector) from ``RANDOM_EPISODES``
 episodes with the fixed seed ``RANDOM_SEED``; the estimate is deterministic, so every run,
-method and machine normalises with the same number (``runs/README.md`` lists them).
+method and machine normalises with the same number (every run's ``config.json``
+records it as ``random_return``).
 """
 
 from collections import deque

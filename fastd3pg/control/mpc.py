@@ -17,10 +17,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from fastd3pg import rng as _rng
+from fastd3pg.control import core
 from fastd3pg.control.configio import require
-from fastd3pg.control.d3pg import initial_actor, run_seeds
 from fastd3pg.control.ilqr import ilqr_plan
 from fastd3pg.physics import dispatch
+from fastd3pg.policy import make_policy_arrays
 
 
 @dataclass(frozen=True)
@@ -55,16 +56,16 @@ class MPCAgent:
             raise ValueError(f"mpc needs a differentiable reward; {env.name}'s reward has no "
                              f"useful derivative (use ddpg, d3pg, sac or d3pg-sac)")
         self.env, self.config = env, config
-        self.actor, self.theta = initial_actor(env, config, seed)
+        self.actor, self.theta = core.initial_actor(env, config, seed)
         n, m = env.state_dim, env.action_dim
         # The training stream of D3PG's agent: the first episode starts from the same state.
-        self.rng = _rng.make_rng(int(run_seeds(seed)[2]))
+        self.rng = _rng.make_rng(int(core.run_seeds(seed)[2]))
         self.state = np.zeros(n)
         self.plan = np.zeros((config.horizon, m))
         self.rollout = np.zeros((env.horizon + config.horizon, m))  # initial actor's actions
-        # [timesteps, step in episode]; [episode return so far, latest predicted return]
-        self.counters = np.zeros(2, dtype=np.int64)
-        self.scalars = np.array([0.0, np.nan])
+        self.total, self.episode_t = core.counter(), core.counter()  # env steps: run, episode
+        self.episode_return = core.scalar()  # rewards received so far in the episode
+        self.predicted = core.scalar(np.nan)  # the latest predicted cumulative return
         self._start_episode()
 
     def _actor_action(self, s):
@@ -84,43 +85,45 @@ class MPCAgent:
                 self.rollout[t + 1:] = self.rollout[t]
                 break
         self.plan[:] = self.rollout[:H]
-        self.counters[1] = 0
-        self.scalars[0] = 0.0
+        self.episode_t[0] = 0
+        self.episode_return[0] = 0.0
 
     @property
     def timesteps(self) -> int:
-        return int(self.counters[0])
+        return int(self.total[0])
 
     def train(self, n_steps: int) -> float:
         env, c = self.env, self.config
         out = np.empty(env.state_dim)
         for _ in range(n_steps):
-            t = int(self.counters[1])
+            t = int(self.episode_t[0])
             plan = ilqr_plan(env, self.state, self.plan,
                              c.first_iters if t == 0 else c.iters_per_step, mu0=c.mu0)
             covered = min(c.horizon, env.horizon - t)
-            self.scalars[1] = self.scalars[0] + float(plan.rewards[:covered].sum())
+            self.predicted[0] = self.episode_return[0] + float(plan.rewards[:covered].sum())
             r, terminated = dispatch.step(env.task_id, env.params, self.state,
                                           plan.actions[0], out)
             self.state[:] = out
-            self.scalars[0] += r
-            self.counters += 1
-            if terminated or self.counters[1] >= env.horizon:
+            self.episode_return[0] += r
+            self.total[0] += 1
+            self.episode_t[0] += 1
+            if terminated or self.episode_t[0] >= env.horizon:
                 self._start_episode()
                 continue
             # Warm start: shift by one; the new last action from the initial rollout.
             self.plan[:-1] = plan.actions[1:]
             self.plan[-1] = self.rollout[min(t + c.horizon, self.rollout.shape[0] - 1)]
-        return float(self.scalars[1])
+        return float(self.predicted[0])
 
     def evaluate(self) -> float:
         """The latest predicted cumulative return (PAPER.md §6's MPC metric)."""
-        return float(self.scalars[1])
+        return float(self.predicted[0])
 
     def finite(self) -> bool:
-        return bool(np.isfinite(self.scalars[1]) and np.all(np.isfinite(self.plan)))
+        return bool(np.isfinite(self.predicted[0]) and np.all(np.isfinite(self.plan)))
 
-    _STATE = ("state", "plan", "rollout", "counters", "scalars", "rng")
+    _STATE = ("state", "plan", "rollout", "total", "episode_t", "episode_return", "predicted",
+              "rng")
 
     def state_arrays(self) -> dict:
         return {name: getattr(self, name) for name in self._STATE}
@@ -133,12 +136,6 @@ class MPCAgent:
             target[...] = arrays[name]
 
     def policy_arrays(self) -> dict:
-        n = self.env.state_dim
-        return {
-            "env": np.array(self.env.name), "sizes": np.array(self.actor.sizes),
-            "activation": np.array(self.config.activation),
-            "output_activation": np.array("tanh"),
-            "layer_norm": np.array(self.config.layer_norm), "params": self.theta.copy(),
-            "obs_mean": np.zeros(n), "obs_std": np.ones(n) - 1e-8,
-            "obs_clip": np.array(self.config.obs_clip),
-        }
+        """The initial actor on raw states clipped at ``obs_clip`` (as :meth:`_actor_action`)."""
+        return make_policy_arrays(self.env.name, self.actor, self.theta,
+                                  obs_clip=self.config.obs_clip)

@@ -34,13 +34,11 @@ when observations are normalized). ``γ (1 - done) v`` is then exactly ``∂y/�
 and ``g_s``, ``g_a`` are ``∂y/∂s``, ``∂y/∂a`` through the simulator (tests/control/test_sac.py
 checks this by central differences).
 
-Reused from :mod:`fastd3pg.control.d3pg` rather than repeated: the observation normalization
-(``refresh_moments``, ``normalize_states``; off by default for SAC, as in Haarnoja et al.), the
-critic loss and its gradient with double backprop (``critic_gradient``, called once per critic
-with that critic's parameters), episode starts and the deterministic evaluation episode. To
-share them, the float and int hyper-parameter vectors use D3PG's index constants (SAC's own
-entries come after them) and the NamedTuples here carry the fields those kernels read. There is
-no PopArt in SAC: the return moments stay ``(0, 1)``.
+Shared with the other methods (:mod:`fastd3pg.control.core`): the observation normalization
+(off by default for SAC, as in Haarnoja et al.), eq. 2, the critic loss and its gradient with
+double backprop (called once per critic with that critic's parameters), episode starts and the
+deterministic evaluation episode. There is no PopArt in SAC: the critics' loss sees
+``μ_Q, σ_Q = 0, 1``.
 
 The deterministic action is ``tanh(μ(s̃))``: the mean head alone is an MLP with a tanh output,
 whose parameters are the actor's hidden layers plus the mean columns of its output layer
@@ -54,18 +52,13 @@ import numpy as np
 
 from fastd3pg import rng as _rng
 from fastd3pg._jit import jit
-from fastd3pg.control import d3pg, replay
+from fastd3pg.control import core, replay
 from fastd3pg.control.configio import ConfigError, require
-from fastd3pg.control.d3pg import (
-    C_ADAM_T, C_EPISODE_T, C_TOTAL, C_UPDATES, F_EPISODE_RETURN, HP_ACTOR_LR, HP_B1, HP_B2,
-    HP_CRITIC_LR, HP_EPS, HP_GAMMA, HP_L2, HP_OBS_CLIP, HP_TAU, HP_W1, HP_W2, IP_BATCH,
-    IP_COSINE, IP_GRADS, IP_HORIZON, IP_NORM_OBS, IP_POPART, IP_ROLLOUT, IP_TASK, IP_TRAIN,
-    gradient_targets, normalize_states, refresh_moments,
-)
 from fastd3pg.nn import MLP, adam_step, polyak
 from fastd3pg.nn import kernels as nnk
 from fastd3pg.nn.normalizer import normalizer_update
 from fastd3pg.physics import dispatch
+from fastd3pg.policy import make_policy_arrays
 
 
 @dataclass(frozen=True)
@@ -102,7 +95,7 @@ class HybridSACConfig:
     adam_eps: float = 1e-8  #: Adam ε (added outside the square root)
 
     def validate(self):
-        require(d3pg.actor_critic_checks(self) + [
+        require(core.actor_critic_checks(self) + [
             (self.actor_lr > 0 and self.critic_lr > 0 and self.alpha_lr >= 0,
              "actor_lr and critic_lr must be > 0, alpha_lr >= 0"),
             (self.init_alpha > 0, "init_alpha must be > 0"),
@@ -124,16 +117,41 @@ class SACConfig(HybridSACConfig):
             raise ConfigError("sac has no gradient-fitting terms (w1 = w2 = 0); use algo d3pg-sac")
 
 
-# SAC's entries of the hyper-parameter vectors, after D3PG's (whose indices the shared kernels
-# read: HP_GAMMA ... HP_EPS are 0..12, IP_BATCH ... IP_TASK are 0..9).
-HP_ALPHA_LR, HP_TARGET_ENTROPY, HP_LOG_STD_MIN, HP_LOG_STD_MAX = 13, 14, 15, 16
-N_HP = 17
-IP_WARMUP = 10
-N_IP = 11
-# Scalars of the running agent (F_EPISODE_RETURN = 1 is D3PG's, kept for its start_episode).
-F_CRITIC_LOSS, F_ACTOR_LOSS, F_ALPHA = 0, 2, 3
-
 HALF_LOG_2PI = 0.5 * np.log(2.0 * np.pi)
+
+
+class Settings(NamedTuple):
+    """:class:`HybridSACConfig` as the compiled code reads it (built by :func:`make_settings`)."""
+
+    task: core.Task
+    obs: core.Normalization
+    loss: core.CriticLoss
+    adam: core.AdamSettings
+    gamma: float
+    tau: float
+    actor_lr: float
+    critic_lr: float
+    alpha_lr: float
+    target_entropy: float  # H̄ = target_entropy · m
+    log_std_min: float
+    log_std_max: float
+    batch_size: int
+    rollout_steps: int
+    train_steps: int
+    warmup_steps: int
+
+
+def make_settings(config, env) -> Settings:
+    c = config
+    return Settings(
+        task=core.task_settings(env), obs=core.normalization_settings(c),
+        loss=core.critic_loss_settings(c), adam=core.adam_settings(c), gamma=float(c.gamma),
+        tau=float(c.tau), actor_lr=float(c.actor_lr), critic_lr=float(c.critic_lr),
+        alpha_lr=float(c.alpha_lr), target_entropy=float(c.target_entropy * env.action_dim),
+        log_std_min=float(c.log_std_min), log_std_max=float(c.log_std_max),
+        batch_size=int(c.batch_size), rollout_steps=int(c.rollout_steps),
+        train_steps=int(c.train_steps), warmup_steps=int(c.warmup_steps),
+    )
 
 
 class Nets(NamedTuple):
@@ -151,52 +169,26 @@ class Nets(NamedTuple):
     v_phi2: np.ndarray
     m_alpha: np.ndarray
     v_alpha: np.ndarray
-    l2_ranges: np.ndarray  # the critics' hidden weight matrices (d3pg.hidden_weight_ranges)
-
-
-class Critic(NamedTuple):
-    """One critic as :func:`fastd3pg.control.d3pg.critic_gradient` reads it."""
-
-    phi: np.ndarray
-    l2_ranges: np.ndarray
+    l2_ranges: np.ndarray  # the critics' hidden weight matrices (core.hidden_weight_ranges)
 
 
 class Stats(NamedTuple):
+    """The running state of an agent (1-element arrays: see :mod:`fastd3pg.control.core`)."""
+
     obs: np.ndarray  # running mean/std of stored states (fastd3pg.nn.normalizer layout)
-    ret: np.ndarray  # unused return statistics (no PopArt), read by the shared kernels
-    counters: np.ndarray  # int64, d3pg.C_*
-    scalars: np.ndarray  # float64, F_*
+    total: np.ndarray  # env steps so far
+    episode_t: np.ndarray  # steps in the current episode
+    updates: np.ndarray  # updates so far
+    adam_t: np.ndarray  # Adam's step count
+    critic_loss: np.ndarray  # the last update's mean critic loss
+    actor_loss: np.ndarray  # the last update's actor objective J(θ)
     state: np.ndarray  # the env's current state
     rng: np.ndarray  # training stream
     eval_rng: np.ndarray  # evaluation stream
 
 
-class ActWork(NamedTuple):
-    """What :func:`fastd3pg.control.d3pg.act` needs to run one network on one state."""
-
-    x1: np.ndarray  # (1, n) normalized state
-    mask2: np.ndarray  # (1, n)
-    wa1: tuple  # workspace, batch 1
-    a: np.ndarray  # (m,) action
-    s_next: np.ndarray
-    obs_mean: np.ndarray
-    obs_std: np.ndarray
-    ret: np.ndarray
-
-
 class Work(NamedTuple):
-    idx: np.ndarray
-    S: np.ndarray  # batch states, normalized states in X[:, :n]
-    A: np.ndarray
-    S2: np.ndarray
-    mask: np.ndarray  # 1.0 where s̃ is not clipped
-    mask2: np.ndarray
-    X: np.ndarray  # critic input [s̃, a]
-    X2: np.ndarray  # critic input [s̃', a'] (targets) or [s̃, a_θ] (actor step)
-    Y: np.ndarray  # TD targets
-    GS: np.ndarray  # gradient targets
-    GA: np.ndarray
-    V: np.ndarray  # v = ∂y/∂s' / (γ (1 - done))
+    batch: core.Minibatch  # the update's arrays (X2: [s̃', a'] for targets, [s̃, a_θ] for the actor)
     E: np.ndarray  # noise ε of the actor step
     E2: np.ndarray  # noise ε' of the targets
     P: np.ndarray  # the actor's raw outputs [μ, ℓ]
@@ -206,24 +198,25 @@ class Work(NamedTuple):
     Qmin: np.ndarray  # min_i Q_i
     Gmin: np.ndarray  # input gradient of the critic attaining the min
     dX: np.ndarray  # actor input cotangent
-    dY: np.ndarray
-    H: np.ndarray
-    dA: np.ndarray
-    dS: np.ndarray
-    dphi: np.ndarray
-    dtheta: np.ndarray
-    wa: tuple  # actor workspace, batch N
-    wc: tuple  # critic workspaces, batch N
-    wc2: tuple
-    act1: ActWork  # the stochastic actor on one state
-    s_next: np.ndarray
-    J_s: np.ndarray
+    act: core.ActWork  # the stochastic actor on one state, and its env step
+    J_s: np.ndarray  # that step's derivatives
     J_a: np.ndarray
     dr_ds: np.ndarray
     dr_da: np.ndarray
-    obs_mean: np.ndarray
-    obs_std: np.ndarray
-    ret: np.ndarray  # (0, 1): no PopArt
+    dalpha: np.ndarray  # (1,) ∂J/∂ log α
+
+
+def make_work(actor, critic, batch_size: int) -> Work:
+    """``actor`` has the two heads (``2m`` outputs)."""
+    B, n = batch_size, actor.n_in
+    m = critic.n_in - n
+    z = np.zeros
+    return Work(
+        batch=core.make_minibatch(actor, critic, B), E=z((B, m)), E2=z((B, m)),
+        P=z((B, 2 * m)), dP=z((B, 2 * m)), Api=z((B, m)), LP=z(B), Qmin=z(B), Gmin=z((B, n + m)),
+        dX=z((B, n)), act=core.make_act_work(actor, n, m), J_s=z((n, n)), J_a=z((n, m)),
+        dr_ds=z(n), dr_da=z(m), dalpha=z(1),
+    )
 
 
 # -- the squashed Gaussian -----------------------------------------------------------------------
@@ -288,165 +281,158 @@ def twin_min(spec_c, phi1, phi2, X, wc1, wc2, grads, Qmin, Gmin):
             Gmin[b] = G1[b] if first else G2[b]
 
 
-# -- eq. 2 ----------------------------------------------------------------------------------------
 # -- one update -----------------------------------------------------------------------------------
 @jit
-def soft_targets(spec_a, spec_c, nets, hp, ip, buf, work):
-    """The soft TD target ``y`` into ``work.Y`` for the transitions ``work.idx``, with the noise
-    ``work.E2``; for hybrid SAC also ``v`` (``work.V``) and ``g_s``, ``g_a`` (``work.GS``,
-    ``work.GA``), all in raw coordinates. Needs fresh moments in ``work``."""
-    N, n = work.S2.shape
-    lo, hi = hp[HP_LOG_STD_MIN], hp[HP_LOG_STD_MAX]
+def soft_targets(spec_a, spec_c, nets, cfg, buf, work):
+    """The soft TD target ``y`` into ``work.batch.Y`` for the transitions ``work.batch.idx``,
+    with the noise ``work.E2``; for hybrid SAC also ``v`` (``V``) and ``g_s``, ``g_a`` (``GS``,
+    ``GA``), all in raw coordinates. Needs fresh moments in ``work.batch``."""
+    mb = work.batch
+    N, n = mb.S2.shape
+    lo, hi = cfg.log_std_min, cfg.log_std_max
     alpha = np.exp(nets.log_alpha[0])
-    grads = ip[IP_GRADS] == 1
+    grads = cfg.loss.gradients
     for b in range(N):
-        work.S2[b] = buf.s_next[work.idx[b]]
-    Xs2 = work.X2[:, :n]
-    normalize_states(work.S2, work, hp[HP_OBS_CLIP], Xs2, work.mask2)
-    work.P[:] = nnk.forward(spec_a, nets.theta, Xs2, work.wa)
+        mb.S2[b] = buf.s_next[mb.idx[b]]
+    Xs2 = mb.X2[:, :n]
+    core.normalize_states(mb.S2, mb.obs_mean, mb.obs_std, cfg.obs.clip, Xs2, mb.mask2)
+    work.P[:] = nnk.forward(spec_a, nets.theta, Xs2, mb.wa)
     squash(work.P, work.E2, lo, hi, work.Api, work.LP)  # a' = tanh(μ(s') + σ(s') ε')
-    work.X2[:, n:] = work.Api
-    twin_min(spec_c, nets.phi1_targ, nets.phi2_targ, work.X2, work.wc, work.wc2, grads,
+    mb.X2[:, n:] = work.Api
+    twin_min(spec_c, nets.phi1_targ, nets.phi2_targ, mb.X2, mb.wc, mb.wc2, grads,
              work.Qmin, work.Gmin)
-    gamma = hp[HP_GAMMA]
+    gamma = cfg.gamma
     for b in range(N):
-        i = work.idx[b]
-        work.Y[b] = buf.r[i] + gamma * (1.0 - buf.done[i]) * (work.Qmin[b] - alpha * work.LP[b])
+        i = mb.idx[b]
+        mb.Y[b] = buf.r[i] + gamma * (1.0 - buf.done[i]) * (work.Qmin[b] - alpha * work.LP[b])
     if not grads:
         return
     # v = d/ds' [Q'_k - α log π] with ε' fixed: through a' and log σ into the actor's input.
     squash_vjp(work.P, work.E2, lo, hi, work.Api, work.Gmin[:, n:], -alpha, work.dP)
-    nnk.input_vjp(spec_a, nets.theta, work.wa, work.dP, work.dX)
-    std = work.obs_std
+    nnk.input_vjp(spec_a, nets.theta, mb.wa, work.dP, work.dX)
+    std = mb.obs_std
     for b in range(N):
         for j in range(n):
-            work.V[b, j] = (work.Gmin[b, j] + work.dX[b, j]) * work.mask2[b, j] / (std[j] + 1e-8)
-    gradient_targets(buf, work.idx, gamma, work.V, work.GS, work.GA)
+            mb.V[b, j] = (work.Gmin[b, j] + work.dX[b, j]) * mb.mask2[b, j] / (std[j] + core.STD_EPS)
+    core.gradient_targets(buf, mb.idx, gamma, mb.V, mb.GS, mb.GA)
 
 
 @jit
-def actor_gradient(spec_a, spec_c, nets, hp, work):
+def actor_gradient(spec_a, spec_c, nets, cfg, work):
     """∂J/∂θ of the actor objective ``1/N Σ α log π(a_θ|s̃) - min_i Q_i(s̃, a_θ)`` into
-    ``work.dtheta`` (noise ``work.E``, states ``work.X[:, :n]``); ``work.LP`` gets the
-    log-probs; returns J."""
-    N, n = work.S.shape
-    lo, hi = hp[HP_LOG_STD_MIN], hp[HP_LOG_STD_MAX]
+    ``work.batch.dtheta`` (noise ``work.E``, states ``work.batch.X[:, :n]``); ``work.LP`` gets
+    the log-probs; returns J."""
+    mb = work.batch
+    N, n = mb.S.shape
+    lo, hi = cfg.log_std_min, cfg.log_std_max
     alpha = np.exp(nets.log_alpha[0])
-    Xs = work.X[:, :n]
-    work.X2[:, :n] = Xs
-    work.P[:] = nnk.forward(spec_a, nets.theta, Xs, work.wa)
+    Xs = mb.X[:, :n]
+    mb.X2[:, :n] = Xs
+    work.P[:] = nnk.forward(spec_a, nets.theta, Xs, mb.wa)
     squash(work.P, work.E, lo, hi, work.Api, work.LP)
-    work.X2[:, n:] = work.Api
-    twin_min(spec_c, nets.phi1, nets.phi2, work.X2, work.wc, work.wc2, True, work.Qmin,
-             work.Gmin)
+    mb.X2[:, n:] = work.Api
+    twin_min(spec_c, nets.phi1, nets.phi2, mb.X2, mb.wc, mb.wc2, True, work.Qmin, work.Gmin)
     loss = 0.0
     for b in range(N):
         loss += (alpha * work.LP[b] - work.Qmin[b]) / N
-        for j in range(work.dA.shape[1]):
-            work.dA[b, j] = -work.Gmin[b, n + j] / N
-    squash_vjp(work.P, work.E, lo, hi, work.Api, work.dA, alpha / N, work.dP)
-    nnk.param_vjp(spec_a, nets.theta, work.wa, work.dP, work.dtheta)
+        for j in range(mb.dA.shape[1]):
+            mb.dA[b, j] = -work.Gmin[b, n + j] / N
+    squash_vjp(work.P, work.E, lo, hi, work.Api, mb.dA, alpha / N, work.dP)
+    nnk.param_vjp(spec_a, nets.theta, mb.wa, work.dP, mb.dtheta)
     return loss
 
 
 @jit
-def alpha_gradient(nets, hp, work):
+def alpha_gradient(nets, cfg, work):
     """``∂/∂ log α`` of ``-α 1/N Σ (log π + H̄)`` with the log-probs in ``work.LP``."""
     N = work.LP.shape[0]
     alpha = np.exp(nets.log_alpha[0])
     acc = 0.0
     for b in range(N):
-        acc += work.LP[b] + hp[HP_TARGET_ENTROPY]
+        acc += work.LP[b] + cfg.target_entropy
     return -alpha * acc / N
 
 
 @jit
-def update(spec_a, spec_c, nets, stats, hp, ip, buf, work, dalpha):
+def update(spec_a, spec_c, nets, stats, cfg, buf, work):
     """One SAC update on a fresh minibatch: critics, actor, temperature, targets. Returns the
     mean of the two critics' losses."""
-    replay.sample_indices(buf, stats.rng, work.idx)
-    refresh_moments(stats, work, ip[IP_NORM_OBS] == 1, False)
+    mb = work.batch
+    replay.sample_indices(buf, stats.rng, mb.idx)
+    core.obs_moments(stats.obs, cfg.obs.on, mb.obs_mean, mb.obs_std)
     draw_normal(stats.rng, work.E2)
     draw_normal(stats.rng, work.E)
-    soft_targets(spec_a, spec_c, nets, hp, ip, buf, work)
-    stats.counters[C_ADAM_T] += 1
-    t = stats.counters[C_ADAM_T]
-    b1, b2, eps = hp[HP_B1], hp[HP_B2], hp[HP_EPS]
-    lr = hp[HP_CRITIC_LR]
-    loss1 = d3pg.critic_gradient(spec_c, Critic(nets.phi1, nets.l2_ranges), stats, hp, ip, buf, work)
-    adam_step(nets.phi1, work.dphi, nets.m_phi1, nets.v_phi1, t, lr, b1, b2, eps)
-    loss2 = d3pg.critic_gradient(spec_c, Critic(nets.phi2, nets.l2_ranges), stats, hp, ip, buf, work)
-    adam_step(nets.phi2, work.dphi, nets.m_phi2, nets.v_phi2, t, lr, b1, b2, eps)
-    stats.scalars[F_ACTOR_LOSS] = actor_gradient(spec_a, spec_c, nets, hp, work)
-    adam_step(nets.theta, work.dtheta, nets.m_theta, nets.v_theta, t, hp[HP_ACTOR_LR], b1, b2,
+    soft_targets(spec_a, spec_c, nets, cfg, buf, work)
+    stats.adam_t[0] += 1
+    t = stats.adam_t[0]
+    b1, b2, eps = cfg.adam.beta1, cfg.adam.beta2, cfg.adam.eps
+    lr = cfg.critic_lr
+    cl, clip = cfg.loss, cfg.obs.clip
+    loss1 = core.critic_gradient(spec_c, nets.phi1, nets.l2_ranges, cl, clip, 0.0, 1.0, buf, mb)
+    adam_step(nets.phi1, mb.dphi, nets.m_phi1, nets.v_phi1, t, lr, b1, b2, eps)
+    loss2 = core.critic_gradient(spec_c, nets.phi2, nets.l2_ranges, cl, clip, 0.0, 1.0, buf, mb)
+    adam_step(nets.phi2, mb.dphi, nets.m_phi2, nets.v_phi2, t, lr, b1, b2, eps)
+    stats.actor_loss[0] = actor_gradient(spec_a, spec_c, nets, cfg, work)
+    adam_step(nets.theta, mb.dtheta, nets.m_theta, nets.v_theta, t, cfg.actor_lr, b1, b2, eps)
+    work.dalpha[0] = alpha_gradient(nets, cfg, work)
+    adam_step(nets.log_alpha, work.dalpha, nets.m_alpha, nets.v_alpha, t, cfg.alpha_lr, b1, b2,
               eps)
-    dalpha[0] = alpha_gradient(nets, hp, work)
-    adam_step(nets.log_alpha, dalpha, nets.m_alpha, nets.v_alpha, t, hp[HP_ALPHA_LR], b1, b2, eps)
-    stats.scalars[F_ALPHA] = np.exp(nets.log_alpha[0])
-    polyak(nets.phi1_targ, nets.phi1, hp[HP_TAU])
-    polyak(nets.phi2_targ, nets.phi2, hp[HP_TAU])
-    stats.counters[C_UPDATES] += 1
+    polyak(nets.phi1_targ, nets.phi1, cfg.tau)
+    polyak(nets.phi2_targ, nets.phi2, cfg.tau)
+    stats.updates[0] += 1
     return 0.5 * (loss1 + loss2)
 
 
 # -- the compiled loop ----------------------------------------------------------------------------
 @jit
-def act_stochastic(spec_a, theta, stats, hp, ip, work, s):
-    """``work.act1.a``: a sample of π(·|s̃)."""
-    w = work.act1
-    w.x1[0, :] = s
-    refresh_moments(stats, w, ip[IP_NORM_OBS] == 1, False)
-    normalize_states(w.x1, w, hp[HP_OBS_CLIP], w.x1, w.mask2)
-    Y = nnk.forward(spec_a, theta, w.x1, w.wa1)
+def act_stochastic(spec_a, theta, stats, cfg, w, s):
+    """``w.a``: a sample of π(·|s̃)."""
+    core.load_state(stats.obs, cfg.obs, w, s)
+    Y = nnk.forward(spec_a, theta, w.x, w.net)
     m = w.a.shape[0]
-    lo, hi = hp[HP_LOG_STD_MIN], hp[HP_LOG_STD_MAX]
+    lo, hi = cfg.log_std_min, cfg.log_std_max
     for j in range(m):
         log_sigma = lo + 0.5 * (hi - lo) * (np.tanh(Y[0, m + j]) + 1.0)
         w.a[j] = np.tanh(Y[0, j] + np.exp(log_sigma) * _rng.normal(stats.rng))
 
 
 @jit
-def train_period(n_steps, p, spec_a, spec_c, nets, stats, hp, ip, buf, work, dalpha):
+def train_period(n_steps, p, spec_a, spec_c, nets, stats, cfg, buf, work):
     """``n_steps`` env steps of SAC: uniform random actions for the first ``warmup_steps``, then
     samples of π; every ``rollout_steps`` env steps, ``train_steps`` updates once a batch is
     stored. Returns the last critic loss."""
-    task = ip[IP_TASK]
-    m = work.act1.a.shape[0]
-    a = work.act1.a
+    task = cfg.task.task_id
+    w = work.act
+    a = w.a
+    m = a.shape[0]
     for _ in range(n_steps):
         s = stats.state
-        if stats.counters[C_TOTAL] < ip[IP_WARMUP]:
+        if stats.total[0] < cfg.warmup_steps:
             for j in range(m):
                 a[j] = 2.0 * _rng.uniform(stats.rng) - 1.0
         else:
-            act_stochastic(spec_a, nets.theta, stats, hp, ip, work, s)
-        if ip[IP_GRADS] == 1:
-            r, terminated = dispatch.step_jac(task, p, s, a, work.s_next, work.J_s, work.J_a,
+            act_stochastic(spec_a, nets.theta, stats, cfg, w, s)
+        if cfg.loss.gradients:
+            r, terminated = dispatch.step_jac(task, p, s, a, w.s_next, work.J_s, work.J_a,
                                               work.dr_ds, work.dr_da)
         else:
-            r, terminated = dispatch.step(task, p, s, a, work.s_next)
-        replay.add(buf, s, a, r, work.s_next, terminated, work.J_s, work.J_a,
+            r, terminated = dispatch.step(task, p, s, a, w.s_next)
+        replay.add(buf, s, a, r, w.s_next, terminated, work.J_s, work.J_a,
                    work.dr_ds, work.dr_da)
-        if ip[IP_NORM_OBS] == 1:
+        if cfg.obs.on:
             normalizer_update(stats.obs, s.reshape((1, s.shape[0])))
-        stats.counters[C_TOTAL] += 1
-        stats.counters[C_EPISODE_T] += 1
-        stats.scalars[F_EPISODE_RETURN] += r
-        s[:] = work.s_next
-        if terminated or stats.counters[C_EPISODE_T] >= ip[IP_HORIZON]:
-            d3pg.start_episode(p, nets, stats, ip)
-        if stats.counters[C_TOTAL] % ip[IP_ROLLOUT] == 0 and buf.pos[0] >= ip[IP_BATCH]:
-            for _ in range(ip[IP_TRAIN]):
-                stats.scalars[F_CRITIC_LOSS] = update(spec_a, spec_c, nets, stats, hp, ip, buf,
-                                                      work, dalpha)
-    return stats.scalars[F_CRITIC_LOSS]
+        stats.total[0] += 1
+        stats.episode_t[0] += 1
+        s[:] = w.s_next
+        if terminated or stats.episode_t[0] >= cfg.task.horizon:
+            core.start_episode(task, p, stats.rng, stats.state, stats.episode_t)
+        if stats.total[0] % cfg.rollout_steps == 0 and buf.pos[0] >= cfg.batch_size:
+            for _ in range(cfg.train_steps):
+                stats.critic_loss[0] = update(spec_a, spec_c, nets, stats, cfg, buf, work)
+    return stats.critic_loss[0]
 
 
 # -- the Python shell -----------------------------------------------------------------------------
-class DeterministicActor(NamedTuple):
-    theta: np.ndarray  # the mean network's parameters (what d3pg.evaluate reads)
-
-
 class HybridSACAgent:
     """Holds the arrays of a (hybrid) SAC run and calls the compiled loop (the training
     driver's interface, as :class:`fastd3pg.control.d3pg.D3PGAgent`)."""
@@ -469,57 +455,29 @@ class HybridSACAgent:
         phi2 = self.critic.init(seed=int(seeds[2]), out_scale=c.out_init)
         z = np.zeros_like
         self.nets = Nets(
-            theta, phi1, phi2, phi1.copy(), phi2.copy(), np.array([np.log(c.init_alpha)]),
-            z(theta), z(theta), z(phi1), z(phi1), z(phi2), z(phi2), np.zeros(1), np.zeros(1),
-            d3pg.hidden_weight_ranges(self.critic),
+            theta=theta, phi1=phi1, phi2=phi2, phi1_targ=phi1.copy(), phi2_targ=phi2.copy(),
+            log_alpha=np.array([np.log(c.init_alpha)]), m_theta=z(theta), v_theta=z(theta),
+            m_phi1=z(phi1), v_phi1=z(phi1), m_phi2=z(phi2), v_phi2=z(phi2),
+            m_alpha=np.zeros(1), v_alpha=np.zeros(1),
+            l2_ranges=core.hidden_weight_ranges(self.critic),
         )
         self.stats = Stats(
-            np.zeros(2 * n + 1), np.zeros(3), np.zeros(4, dtype=np.int64),
-            np.array([0.0, 0.0, 0.0, c.init_alpha]), np.zeros(n),
-            _rng.make_rng(int(seeds[3])), _rng.make_rng(int(seeds[4])),
+            obs=np.zeros(2 * n + 1), total=core.counter(), episode_t=core.counter(),
+            updates=core.counter(), adam_t=core.counter(), critic_loss=core.scalar(),
+            actor_loss=core.scalar(), state=np.zeros(n), rng=_rng.make_rng(int(seeds[3])),
+            eval_rng=_rng.make_rng(int(seeds[4])),
         )
-        capacity = c.buffer_size if total_steps is None else min(c.buffer_size, total_steps)
-        grads = c.w1 > 0 or c.w2 > 0
-        self.buf = replay.make_replay(capacity, n, m, with_jacobians=grads)
-        B = c.batch_size
-
-        def act_work(net):
-            return ActWork(np.zeros((1, n)), np.zeros((1, n)), net.workspace(1), np.zeros(m),
-                           np.zeros(n), np.zeros(n), np.ones(n), np.array([0.0, 1.0]))
-
-        self.work = Work(
-            np.zeros(B, dtype=np.int64), np.zeros((B, n)), np.zeros((B, m)), np.zeros((B, n)),
-            np.zeros((B, n)), np.zeros((B, n)), np.zeros((B, n + m)), np.zeros((B, n + m)),
-            np.zeros(B), np.zeros((B, n)), np.zeros((B, m)), np.zeros((B, n)),
-            np.zeros((B, m)), np.zeros((B, m)), np.zeros((B, 2 * m)), np.zeros((B, 2 * m)),
-            np.zeros((B, m)), np.zeros(B), np.zeros(B), np.zeros((B, n + m)), np.zeros((B, n)),
-            np.zeros((B, 1)), np.zeros((B, n + m)), np.zeros((B, m)), np.zeros((B, n)),
-            z(phi1), z(theta), self.actor.workspace(B), self.critic.workspace(B),
-            self.critic.workspace(B), act_work(self.actor), np.zeros(n), np.zeros((n, n)),
-            np.zeros((n, m)), np.zeros(n), np.zeros(m), np.zeros(n), np.ones(n),
-            np.array([0.0, 1.0]),
-        )
-        self.eval_work = act_work(self.mean_actor)
-        self.dalpha = np.zeros(1)
-        hp = np.zeros(N_HP)
-        hp[[HP_GAMMA, HP_TAU, HP_ACTOR_LR, HP_CRITIC_LR, HP_L2, HP_W1, HP_W2, HP_OBS_CLIP]] = (
-            c.gamma, c.tau, c.actor_lr, c.critic_lr, c.critic_l2, c.w1, c.w2,
-            c.obs_clip if c.normalize_obs else np.inf)  # no clip on raw states (policy.npz's)
-        hp[[HP_B1, HP_B2, HP_EPS]] = c.adam_beta1, c.adam_beta2, c.adam_eps
-        hp[[HP_ALPHA_LR, HP_TARGET_ENTROPY, HP_LOG_STD_MIN, HP_LOG_STD_MAX]] = (
-            c.alpha_lr, c.target_entropy * m, c.log_std_min, c.log_std_max)
-        self.hp = hp
-        ip = np.zeros(N_IP, dtype=np.int64)
-        ip[[IP_BATCH, IP_ROLLOUT, IP_TRAIN, IP_COSINE, IP_NORM_OBS, IP_POPART]] = (
-            B, c.rollout_steps, c.train_steps, int(c.reg == "cosine"), int(c.normalize_obs), 0)
-        ip[[IP_GRADS, IP_HORIZON, IP_TASK, IP_WARMUP]] = (
-            int(grads), env.horizon, env.task_id, c.warmup_steps)
-        self.ip = ip
-        d3pg.start_episode(env.params, self.nets, self.stats, self.ip)
+        self.settings = make_settings(c, env)
+        self.buf = replay.make_replay(core.replay_capacity(c, total_steps), n, m,
+                                      with_jacobians=self.settings.loss.gradients)
+        self.work = make_work(self.actor, self.critic, c.batch_size)
+        self.eval_work = core.make_act_work(self.mean_actor, n, m)
+        core.start_episode(self.settings.task.task_id, env.params, self.stats.rng,
+                           self.stats.state, self.stats.episode_t)
 
     @property
     def timesteps(self) -> int:
-        return int(self.stats.counters[C_TOTAL])
+        return int(self.stats.total[0])
 
     @property
     def alpha(self) -> float:
@@ -527,8 +485,7 @@ class HybridSACAgent:
 
     def train(self, n_steps: int) -> float:
         return train_period(n_steps, self.env.params, self.actor.spec, self.critic.spec,
-                            self.nets, self.stats, self.hp, self.ip, self.buf, self.work,
-                            self.dalpha)
+                            self.nets, self.stats, self.settings, self.buf, self.work)
 
     def mean_actor_params(self) -> np.ndarray:
         """Parameters of ``mean_actor`` (s ↦ tanh(μ(s))): the actor's hidden layers and the
@@ -539,31 +496,25 @@ class HybridSACAgent:
         return np.concatenate([self.nets.theta[:w0], W[:, :m].ravel(), self.nets.theta[b0:b0 + m]])
 
     def evaluate(self) -> float:
-        return d3pg.evaluate(self.env.params, self.mean_actor.spec,
-                             DeterministicActor(self.mean_actor_params()), self.stats, self.hp,
-                             self.ip, self.eval_work)
+        s = self.settings
+        return core.evaluate(self.env.params, self.mean_actor.spec, self.mean_actor_params(),
+                             s.task, s.obs, self.stats.obs, self.stats.eval_rng, self.eval_work)
 
     def finite(self) -> bool:
-        return bool(np.isfinite(self.stats.scalars[F_CRITIC_LOSS])
+        return bool(np.isfinite(self.stats.critic_loss[0])
                     and all(np.all(np.isfinite(x)) for x in self.nets[:6]))
 
     def state_arrays(self) -> dict:
-        return d3pg.group_arrays({"nets": self.nets, "stats": self.stats, "buf": self.buf})
+        return core.group_arrays({"nets": self.nets, "stats": self.stats, "buf": self.buf})
 
     def load_state_arrays(self, arrays: dict):
-        d3pg.load_group_arrays({"nets": self.nets, "stats": self.stats, "buf": self.buf}, arrays)
+        core.load_group_arrays({"nets": self.nets, "stats": self.stats, "buf": self.buf}, arrays)
 
     def policy_arrays(self) -> dict:
-        refresh_moments(self.stats, self.eval_work, self.config.normalize_obs, False)
-        return {
-            "env": np.array(self.env.name), "sizes": np.array(self.mean_actor.sizes),
-            "activation": np.array(self.config.activation),
-            "output_activation": np.array("tanh"),
-            "layer_norm": np.array(self.config.layer_norm),
-            "params": self.mean_actor_params(),
-            "obs_mean": self.eval_work.obs_mean.copy(), "obs_std": self.eval_work.obs_std.copy(),
-            "obs_clip": np.array(self.config.obs_clip if self.config.normalize_obs else np.inf),
-        }
+        obs = self.settings.obs
+        mean, std = core.current_obs_moments(self.stats.obs, obs.on)
+        return make_policy_arrays(self.env.name, self.mean_actor, self.mean_actor_params(), mean,
+                                  std, obs.clip)
 
 
 class SACAgent(HybridSACAgent):

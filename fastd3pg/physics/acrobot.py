@@ -67,15 +67,18 @@ from fastd3pg import rng as _rng
 from fastd3pg._jit import jit
 from fastd3pg.physics import integrators as rk
 from fastd3pg.physics.base import Env
+from fastd3pg.physics.scratch import stack_empty
 
 # Every kernel is inlined into its callers (dispatch, compiled training loops), like the other
 # contact-free tasks. The kernel contract passes no workspace, so the RK4 stages' vectors and
-# Jacobians live in one or two small arrays allocated per step.
+# Jacobians live in scratch arrays on the stack (no allocation per step).
 
 # Parameter vector layout.
 M1, M2, L1, LC1, LC2, MOI, GRAVITY, DT, MAX_VEL_1, MAX_VEL_2, RESET_HIGH = range(11)
 
 _TWO_PI = math.pi - (-math.pi)  # Gym's wrap period, M - m
+# Scratch sizes: y0, stage point, k1..k4 (6 vectors of 4); K1..K4, Y, J, [F G] (7 of 4×5).
+_VECTORS, _MATRICES = 6 * 4, 7 * 4 * 5
 
 
 @jit(inline="always")
@@ -190,9 +193,12 @@ def _dsdt_jac(p, y, torque, k, F, G):
 def _wrap(x):
     """Gym's ``wrap(x, -π, π)``: shift by its period until inside. A value too large for a few
     shifts is first reduced modulo 2π (Gym would loop for ever on it; a valid state never
-    gets there), so the kernel always ends."""
+    gets there), exactly (``%``, by ``fmod``) where that reduction's rounding leaves it
+    large (beyond ~1e16), so the kernel always ends, and soon."""
     if not abs(x) <= 64.0 * math.pi:
         x = x - _TWO_PI * math.floor(x / _TWO_PI)
+        if not abs(x) <= 64.0 * math.pi:
+            x = x % _TWO_PI
     while x > math.pi:
         x = x - _TWO_PI
     while x < -math.pi:
@@ -229,7 +235,7 @@ def _finish(p, ns, out):
 def step(p, s, a, out):
     torque = min(max(a[0], -1.0), 1.0)
     h = p[DT]
-    V = np.empty((6, 4))  # y0, stage point, k1..k4
+    V = stack_empty(_VECTORS, np.float64).reshape((6, 4))  # y0, stage point, k1..k4
     y0, y, k1, k2, k3, k4 = V[0], V[1], V[2], V[3], V[4], V[5]
     _read_state(s, y0)
     _dsdt(p, y0, torque, k1)
@@ -248,9 +254,9 @@ def step_jac(p, s, a, out, J_s, J_a, dr_ds, dr_da):
     torque = min(max(a[0], -1.0), 1.0)
     du_da = 1.0 if -1.0 < a[0] < 1.0 else 0.0
     h = p[DT]
-    V = np.empty((6, 4))  # y0, stage point, k1..k4
+    V = stack_empty(_VECTORS, np.float64).reshape((6, 4))  # y0, stage point, k1..k4
     y0, y, k1, k2, k3, k4 = V[0], V[1], V[2], V[3], V[4], V[5]
-    M = np.empty((7, 4, 5))  # K1..K4, stage tangent Y, map Jacobian J, [F G]
+    M = stack_empty(_MATRICES, np.float64).reshape((7, 4, 5))  # K1..K4, Y, J, [F G]
     K1, K2, K3, K4, Y, J = M[0], M[1], M[2], M[3], M[4], M[5]
     F, G = M[6, :, :4], M[6, :, 4:]
     _read_state(s, y0)
@@ -302,7 +308,6 @@ def step_jac(p, s, a, out, J_s, J_a, dr_ds, dr_da):
 class Acrobot(Env):
     __doc__ = __doc__
     name = "Acrobot"
-    task_id = 5
     state_dim = 6
     action_dim = 1
     horizon = 500

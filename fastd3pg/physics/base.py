@@ -18,14 +18,40 @@ component has zero derivative. Kernels never raise: validation happens here, in 
 
 The class below validates input, keeps the Gymnasium-style episode state (step count, time
 limit, seeding) and calls the kernels. :mod:`fastd3pg.physics.dispatch` lets compiled code
-call any task's kernels by its integer ``task_id``.
+call any task's kernels by its integer ``task_id`` (given by :mod:`fastd3pg.physics.registry`).
+
+Input contract of the shell (``make``'s parameters, ``reset``, ``step``, ``set_state``,
+``transition``, ``transition_batch``):
+
+* anything NumPy converts to real float64 is accepted: ints, bools, float32, object arrays of
+  real numbers, non-contiguous and read-only arrays;
+* non-numeric values (strings, ``None``, ...), complex numbers, a wrong shape, NaN or inf raise
+  ``ValueError`` with one line naming the task and the argument;
+* finite inputs of any magnitude give a finite result or a ``ValueError`` saying that the
+  input is outside the simulator's range: every result is checked with ``np.isfinite``
+  before it is returned (or, for ``step``, before the env's state changes), so the shell never
+  returns NaN or inf. The compiled kernels themselves never raise: a compiled loop that drives
+  a task out of its range gets NaN (e.g. HalfCheetah when its contact solver fails), which the
+  training driver reports as divergence.
 """
+
+import numbers
 
 from typing import NamedTuple
 
 import numpy as np
 
 from fastd3pg import rng as _rng
+
+
+def _describe(value) -> str:
+    """A short, one-line ``repr`` for an error message."""
+    text = " ".join(repr(value).split())
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _is_real(x) -> bool:
+    return isinstance(x, (numbers.Real, np.bool_))
 
 
 class Transition(NamedTuple):
@@ -44,7 +70,7 @@ class Env:
     """Base class of every task. Subclasses set the class attributes below and the kernels."""
 
     name: str = ""
-    task_id: int = -1
+    task_id: int = -1  # set by the registry (its position there)
     state_dim: int = 0
     action_dim: int = 0
     horizon: int = 0
@@ -57,6 +83,9 @@ class Env:
     reset_kernel = None
     step_kernel = None
     step_jac_kernel = None
+    # dispatch.step_jac_batch, set by the package (fastd3pg.physics) so that this module
+    # imports no task.
+    step_jac_batch_kernel = None
 
     def __init__(self, **params):
         unknown = sorted(set(params) - set(self.param_names))
@@ -66,10 +95,12 @@ class Env:
             )
         values = dict(zip(self.param_names, self.default_params))
         for key, value in params.items():
-            value = float(value)
-            if not np.isfinite(value):
-                raise ValueError(f"{self.name}: parameter {key} must be finite, got {value}")
-            values[key] = value
+            x = self._real_array(value, f"parameter {key}")
+            if x.shape != ():
+                raise ValueError(f"{self.name}: parameter {key} must be a number, got {_describe(value)}")
+            if not np.isfinite(x):
+                raise ValueError(f"{self.name}: parameter {key} must be finite, got {float(x)}")
+            values[key] = float(x)
         self.params = np.array([values[k] for k in self.param_names], dtype=np.float64)
         self._rng = _rng.make_rng_from_entropy()
         self._state = None
@@ -79,11 +110,29 @@ class Env:
         return f"{type(self).__name__}()"
 
     # -- validation ------------------------------------------------------------------------
-    def _check(self, array, shape, what, batch=False):
+    def _real_array(self, value, what):
+        """``value`` as a float64 array, or ``ValueError`` if it is not real numbers."""
         try:
-            x = np.asarray(array, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise ValueError(f"{self.name}: {what} must be numeric, got {array!r}") from None
+            x = np.asarray(value)
+        except (TypeError, ValueError):  # ragged nested sequences
+            raise ValueError(
+                f"{self.name}: {what} must be real numbers, got {_describe(value)}"
+            ) from None
+        kind = x.dtype.kind
+        if kind == "c":
+            raise ValueError(f"{self.name}: {what} must be real, got complex {_describe(value)}")
+        if kind not in "biufO" or (kind == "O" and not all(_is_real(v) for v in x.flat)):
+            raise ValueError(f"{self.name}: {what} must be numeric, got {_describe(value)}")
+        try:
+            return x.astype(np.float64)
+        except (TypeError, ValueError, OverflowError):  # e.g. an int beyond float64's range
+            raise ValueError(
+                f"{self.name}: {what} must be real numbers in float64's range, "
+                f"got {_describe(value)}"
+            ) from None
+
+    def _check(self, array, shape, what, batch=False):
+        x = self._real_array(array, what)
         if batch:
             if x.ndim != 2 or x.shape[1] != shape:
                 raise ValueError(
@@ -95,8 +144,33 @@ class Env:
             else:
                 raise ValueError(f"{self.name}: {what} must have shape ({shape},), got {x.shape}")
         if not np.all(np.isfinite(x)):
-            raise ValueError(f"{self.name}: {what} contains NaN or inf: {x}")
+            raise ValueError(f"{self.name}: {what} contains NaN or inf: {_describe(x)}")
         return np.ascontiguousarray(x)
+
+    def _out_of_range(self, state, action) -> str:
+        """Why the step from ``state`` under ``action`` is not finite (a task may say more)."""
+        return "its result overflows"
+
+    def _check_result(self, arrays, states, actions, batch=False):
+        """``ValueError`` unless every array in ``arrays`` is finite (the step's result)."""
+        if batch and len(states) == 0:
+            return
+        ok = np.ones(len(states) if batch else 1, dtype=bool)
+        for x in arrays:
+            x = np.asarray(x)
+            if batch:
+                ok &= np.isfinite(x.reshape(x.shape[0], -1)).all(axis=1)
+            else:
+                ok &= bool(np.all(np.isfinite(x)))
+        if ok.all():
+            return
+        b = int(np.flatnonzero(~ok)[0])
+        s, a = (states[b], actions[b]) if batch else (states, actions)
+        where = f"row {b} of the batch: " if batch else ""
+        raise ValueError(
+            f"{self.name}: {where}state and action outside the simulator's range "
+            f"({self._out_of_range(s, a)}): state {_describe(s)}, action {_describe(a)}"
+        )
 
     # -- Gymnasium-style surface -----------------------------------------------------------
     def reset(self, seed=None, options=None):
@@ -105,6 +179,11 @@ class Env:
             self._rng = _rng.make_rng(seed)
         state = np.empty(self.state_dim)
         self.reset_kernel(self.params, self._rng, state)
+        if not np.all(np.isfinite(state)):
+            raise ValueError(
+                f"{self.name}: parameters outside the simulator's range (the start state "
+                f"overflows): {_describe(self.params)}"
+            )
         self._state = state
         self._t = 0
         return state.copy(), {}
@@ -116,6 +195,7 @@ class Env:
         a = self._check(action, self.action_dim, "action")
         out = np.empty(self.state_dim)
         reward, terminated = self.step_kernel(self.params, self._state, a, out)
+        self._check_result((out, reward), self._state, a)
         self._state = out
         self._t += 1
         truncated = self._t >= self.horizon and not terminated
@@ -138,6 +218,7 @@ class Env:
         out, J_s, J_a = np.empty(n), np.empty((n, n)), np.empty((n, m))
         dr_ds, dr_da = np.empty(n), np.empty(m)
         reward, terminated = self.step_jac_kernel(self.params, s, a, out, J_s, J_a, dr_ds, dr_da)
+        self._check_result((out, reward, J_s, J_a, dr_ds, dr_da), s, a)
         return Transition(out, float(reward), bool(terminated), J_s, J_a, dr_ds, dr_da)
 
     def transition_batch(self, states, actions) -> Transition:
@@ -149,12 +230,13 @@ class Env:
                 f"{self.name}: states and actions have different batch sizes "
                 f"({S.shape[0]} and {A.shape[0]})"
             )
-        from fastd3pg.physics import dispatch  # imports every task: load it on first use
-
         B, n, m = S.shape[0], self.state_dim, self.action_dim
         out = np.empty((B, n))
         R, T = np.empty(B), np.empty(B, dtype=np.bool_)
         J_s, J_a = np.empty((B, n, n)), np.empty((B, n, m))
         dr_ds, dr_da = np.empty((B, n)), np.empty((B, m))
-        dispatch.step_jac_batch(self.task_id, self.params, S, A, out, R, T, J_s, J_a, dr_ds, dr_da)
+        self.step_jac_batch_kernel(
+            self.task_id, self.params, S, A, out, R, T, J_s, J_a, dr_ds, dr_da
+        )
+        self._check_result((out, R, J_s, J_a, dr_ds, dr_da), S, A, batch=True)
         return Transition(out, R, T, J_s, J_a, dr_ds, dr_da)

@@ -173,7 +173,6 @@ def step_jac(p, s, a, out, J_s, J_a, dr_ds, dr_da):
 class CartPole(Env):
     __doc__ = __doc__
     name = "CartPole"
-    task_id = 1
     state_dim = 4
     action_dim = 1
     horizon = 500

@@ -102,45 +102,46 @@ def _reward(p, x, cos_t):
 
 
 @jit(inline="always")
-def step(p, s, a, out):
+def _forward(p, s, a, out):
+    """(1)-(3) into ``out``; returns the reward, its partials in ``x'`` and ``cos θ'``, the
+    termination and the pieces the Jacobian reuses."""
     u = min(max(a[0], -1.0), 1.0)
     theta = math.atan2(s[3], s[2])
-    c, sn = math.cos(theta), math.sin(theta)
-    x_acc, theta_acc, _, _ = _accelerations(p, s[1], c, sn, s[4], p[FORCE_MAG] * u)
-    dt = p[DT]
-    theta_next = theta + dt * s[4]
-    out[0] = s[0] + dt * s[1]
-    out[1] = s[1] + dt * x_acc
-    out[2] = math.cos(theta_next)
-    out[3] = math.sin(theta_next)
-    out[4] = s[4] + dt * theta_acc
-    reward, _, _ = _reward(p, out[0], out[2])
-    return reward, out[0] < -p[X_MAX] or out[0] > p[X_MAX]
-
-
-@jit(inline="always")
-def step_jac(p, s, a, out, J_s, J_a, dr_ds, dr_da):
-    u = min(max(a[0], -1.0), 1.0)
-    du_da = 1.0 if -1.0 < a[0] < 1.0 else 0.0
-    rho2 = s[2] * s[2] + s[3] * s[3]
-    theta = math.atan2(s[3], s[2])
-    # atan2 has no derivative at the origin; a zero there keeps the Jacobian finite.
-    inv_rho2 = 1.0 / rho2 if rho2 > 0.0 else 0.0
-    dth_dc, dth_ds = -s[3] * inv_rho2, s[2] * inv_rho2
     c, sn = math.cos(theta), math.sin(theta)
     x_dot, theta_dot = s[1], s[4]
     force = p[FORCE_MAG] * u
     x_acc, theta_acc, D1, D2 = _accelerations(p, x_dot, c, sn, theta_dot, force)
     dt = p[DT]
     theta_next = theta + dt * theta_dot
-    cn, sn_next = math.cos(theta_next), math.sin(theta_next)
     out[0] = s[0] + dt * x_dot
     out[1] = x_dot + dt * x_acc
-    out[2] = cn
-    out[3] = sn_next
+    out[2] = math.cos(theta_next)
+    out[3] = math.sin(theta_next)
     out[4] = theta_dot + dt * theta_acc
-    reward, dr_dx, dr_dcos = _reward(p, out[0], cn)
+    reward, dr_dx, dr_dcos = _reward(p, out[0], out[2])
     terminated = out[0] < -p[X_MAX] or out[0] > p[X_MAX]
+    return reward, dr_dx, dr_dcos, terminated, c, sn, force, x_acc, theta_acc, D1, D2
+
+
+@jit(inline="always")
+def step(p, s, a, out):
+    reward, _, _, terminated, _, _, _, _, _, _, _ = _forward(p, s, a, out)
+    return reward, terminated
+
+
+@jit(inline="always")
+def step_jac(p, s, a, out, J_s, J_a, dr_ds, dr_da):
+    du_da = 1.0 if -1.0 < a[0] < 1.0 else 0.0
+    reward, dr_dx, dr_dcos, terminated, c, sn, force, x_acc, theta_acc, D1, D2 = _forward(
+        p, s, a, out
+    )
+    rho2 = s[2] * s[2] + s[3] * s[3]
+    # atan2 has no derivative at the origin; a zero there keeps the Jacobian finite.
+    inv_rho2 = 1.0 / rho2 if rho2 > 0.0 else 0.0
+    dth_dc, dth_ds = -s[3] * inv_rho2, s[2] * inv_rho2
+    x_dot, theta_dot = s[1], s[4]
+    dt = p[DT]
+    cn, sn_next = out[2], out[3]
 
     mp, l, b, g = p[MASSPOLE], p[LENGTH], p[FRICTION], p[GRAVITY]
     M = p[MASSCART] + mp
@@ -195,7 +196,6 @@ def step_jac(p, s, a, out, J_s, J_a, dr_ds, dr_da):
 class CartPoleSwingUp(Env):
     __doc__ = __doc__
     name = "CartPoleSwingUp"
-    task_id = 2
     state_dim = 5
     action_dim = 1
     horizon = 1000

@@ -1,9 +1,14 @@
 """Call any task's compiled kernels by its integer ``task_id``, from compiled code.
 
 Numba caches a function that takes another compiled function as an argument poorly (it
-recompiles it in every process), so compiled loops (``step_jac_batch`` below, the training
-loops of :mod:`fastd3pg.control`) name the task by an integer and branch here. Adding a task:
-import its module and add one branch to each of the three functions.
+recompiles it in every process), so compiled loops (the batch loops below, the training loops
+of :mod:`fastd3pg.control`) name the task by an integer and branch here. The ids are module
+constants taken from :mod:`fastd3pg.physics.registry`; Numba freezes them at compile time, so
+each branch compares ``task_id`` with a literal. An id no branch covers gives NaN (a test
+calls every function here for every registered id and compares with the task's own kernels).
+
+Adding a task: import its module and add one branch to each of ``reset``, ``step`` and
+``step_jac``, comparing with a constant defined from the registry as below.
 """
 
 import numpy as np
@@ -19,25 +24,35 @@ from fastd3pg.physics import (
     pendulum,
     rolling_die,
 )
+from fastd3pg.physics.registry import task_id as _id
+
+MASSPOINT = _id("MassPoint")
+CARTPOLE = _id("CartPole")
+CARTPOLE_SWINGUP = _id("CartPoleSwingUp")
+PENDULUM = _id("Pendulum")
+MOUNTAIN_CAR = _id("MountainCar")
+ACROBOT = _id("Acrobot")
+ROLLING_DIE = _id("RollingDie")
+HALF_CHEETAH = _id("HalfCheetah")
 
 
 @jit
 def reset(task_id, p, rng, out):
-    if task_id == 0:
+    if task_id == MASSPOINT:
         masspoint.reset(p, rng, out)
-    elif task_id == 1:
+    elif task_id == CARTPOLE:
         cartpole.reset(p, rng, out)
-    elif task_id == 2:
+    elif task_id == CARTPOLE_SWINGUP:
         cartpole_swingup.reset(p, rng, out)
-    elif task_id == 3:
+    elif task_id == PENDULUM:
         pendulum.reset(p, rng, out)
-    elif task_id == 4:
+    elif task_id == MOUNTAIN_CAR:
         mountain_car.reset(p, rng, out)
-    elif task_id == 5:
+    elif task_id == ACROBOT:
         acrobot.reset(p, rng, out)
-    elif task_id == 6:
+    elif task_id == ROLLING_DIE:
         rolling_die.reset(p, rng, out)
-    elif task_id == 7:
+    elif task_id == HALF_CHEETAH:
         half_cheetah.reset(p, rng, out)
     else:
         out[:] = np.nan
@@ -45,21 +60,21 @@ def reset(task_id, p, rng, out):
 
 @jit
 def step(task_id, p, s, a, out):
-    if task_id == 0:
+    if task_id == MASSPOINT:
         return masspoint.step(p, s, a, out)
-    if task_id == 1:
+    if task_id == CARTPOLE:
         return cartpole.step(p, s, a, out)
-    if task_id == 2:
+    if task_id == CARTPOLE_SWINGUP:
         return cartpole_swingup.step(p, s, a, out)
-    if task_id == 3:
+    if task_id == PENDULUM:
         return pendulum.step(p, s, a, out)
-    if task_id == 4:
+    if task_id == MOUNTAIN_CAR:
         return mountain_car.step(p, s, a, out)
-    if task_id == 5:
+    if task_id == ACROBOT:
         return acrobot.step(p, s, a, out)
-    if task_id == 6:
+    if task_id == ROLLING_DIE:
         return rolling_die.step(p, s, a, out)
-    if task_id == 7:
+    if task_id == HALF_CHEETAH:
         return half_cheetah.step(p, s, a, out)
     out[:] = np.nan
     return np.nan, True
@@ -67,21 +82,21 @@ def step(task_id, p, s, a, out):
 
 @jit
 def step_jac(task_id, p, s, a, out, J_s, J_a, dr_ds, dr_da):
-    if task_id == 0:
+    if task_id == MASSPOINT:
         return masspoint.step_jac(p, s, a, out, J_s, J_a, dr_ds, dr_da)
-    if task_id == 1:
+    if task_id == CARTPOLE:
         return cartpole.step_jac(p, s, a, out, J_s, J_a, dr_ds, dr_da)
-    if task_id == 2:
+    if task_id == CARTPOLE_SWINGUP:
         return cartpole_swingup.step_jac(p, s, a, out, J_s, J_a, dr_ds, dr_da)
-    if task_id == 3:
+    if task_id == PENDULUM:
         return pendulum.step_jac(p, s, a, out, J_s, J_a, dr_ds, dr_da)
-    if task_id == 4:
+    if task_id == MOUNTAIN_CAR:
         return mountain_car.step_jac(p, s, a, out, J_s, J_a, dr_ds, dr_da)
-    if task_id == 5:
+    if task_id == ACROBOT:
         return acrobot.step_jac(p, s, a, out, J_s, J_a, dr_ds, dr_da)
-    if task_id == 6:
+    if task_id == ROLLING_DIE:
         return rolling_die.step_jac(p, s, a, out, J_s, J_a, dr_ds, dr_da)
-    if task_id == 7:
+    if task_id == HALF_CHEETAH:
         return half_cheetah.step_jac(p, s, a, out, J_s, J_a, dr_ds, dr_da)
     out[:] = np.nan
     return np.nan, True

@@ -84,8 +84,12 @@ Contact (Stewart & Trinkle 1996; Anitescu & Potra 1997)
     another); then both orders again with 100× the compliance ``ε`` (for that step only; the
     Jacobian uses the same ``ε``).  Measured over 200,000 steps (2,000 random starts,
     constant random actions for 100 steps): 2 steps needed the reverse order, 3 the larger
-    compliance, none failed.  If all four fail, the next state and the reward are NaN (never a silent wrong state), and
-    ``HalfCheetah.contact_info`` reports the status.
+    compliance, none failed.  If all four fail, the kernels' next state and reward are NaN
+    (never a silent wrong state; a compiled training loop stops such a run as diverged) and
+    ``HalfCheetah.contact_info`` reports the status; the Python shell (``step``,
+    ``transition``, ``transition_batch``) raises ``ValueError`` naming the status instead.
+    A mass matrix that is not numerically positive definite (only NaN in the state does
+    that) is reported as ``NOT_FINITE`` too.
 Reward
     ``r = ẋ⁺ - 0.1 uᵀu`` with ``ẋ⁺`` the root's forward velocity after the step and ``u`` the
     clipped action.  ``dr/ds = J_s[7]``, ``dr/da = J_a[7] - 0.2 u``.  ``max_reward = 10``: a
@@ -127,172 +131,22 @@ Jacobians (implicit function theorem at the LCP's active set; Amos & Kolter 2017
     change; at a change (contact making or breaking, stick/slip) the map is kinked.
 """
 
-import math
-
 import numpy as np
 
 from fastd3pg import rng as _rng
 from fastd3pg._jit import jit
-from fastd3pg.linalg import cholesky_solve
 from fastd3pg.physics import lcp
 from fastd3pg.physics.base import Env
+from fastd3pg.physics.half_cheetah_dynamics import (  # noqa: F401 (the layout, re-exported)
+    ARMATURE, CFM, DAMPING, DT, FRICTION, GEAR0, GEAR1, GEAR2, GEAR3, GRAVITY, HIP,
+    INFO_SIZE, JOINT_HI, JOINT_LO, LIMIT_K, MARGIN, MAX_PIVOTS, NC, NIN, NL, NPT, NQ, SHIN_LEN,
+    SHIN_MASS, SLACK, THIGH_LEN, THIGH_MASS, TORSO_HALF, TORSO_MASS, chains, contact_rows,
+    dynamics, solve_contacts, workspace,
+)
+from fastd3pg.physics.half_cheetah_jacobian import jacobian
+from fastd3pg.physics.scratch import stack_empty
 
-# Parameter vector layout.
-(
-    DT, GRAVITY, FRICTION, TORSO_MASS, THIGH_MASS, SHIN_MASS, TORSO_HALF, HIP, THIGH_LEN,
-    SHIN_LEN, GEAR0, GEAR1, GEAR2, GEAR3, ARMATURE, DAMPING, LIMIT_K, CFM, SLACK,
-) = range(19)
-
-NQ = 7  # generalized coordinates
-NC = 6  # contact points: feet, torso ends, knees (body points 5..10)
-NPT = 11  # body points
-NL = 4 * NC  # LCP unknowns: (λn, β⁺, β⁻, γ) per contact
-NIN = 2 * NQ + 4  # Jacobian columns: q, v, a
-MAX_PIVOTS = 50 * (NL + 1)
-JOINT_LO = np.array([-1.05, -0.785, -0.7, -0.87])
-JOINT_HI = np.array([0.52, 0.785, 1.0, 1.2])
-INFO_SIZE = 3 + NL + NC  # status, pivots, retries, z (NL), gaps (NC)
-MARGIN = 0.1  # points closer to the ground than this (m) enter the LCP
-
-
-@jit(inline="always")
-def _on_path(j, k):
-    """1 if coordinate ``k`` (2..6) turns link ``j`` (0 torso, 1 back thigh, 2 back shin,
-    3 front thigh, 4 front shin), else 0."""
-    if k == 2:
-        return 1.0
-    if k == 3:
-        return 1.0 if (j == 1 or j == 2) else 0.0
-    if k == 4:
-        return 1.0 if j == 2 else 0.0
-    if k == 5:
-        return 1.0 if (j == 3 or j == 4) else 0.0
-    if k == 6:
-        return 1.0 if j == 4 else 0.0
-    return 0.0
-
-
-@jit
-def _chains(p, links, rx, ry, nterms, q):
-    """Body points as chains of link terms ``r_t = R(φ_t) b_t`` (world vectors).
-
-    Points: 0 torso centre, 1 back thigh centre, 2 back shin centre, 3 front thigh centre,
-    4 front shin centre, 5 back foot, 6 front foot, 7 torso back end, 8 torso front end,
-    9 back knee, 10 front knee."""
-    th = q[2]
-    phi = (th, th + q[3], th + q[3] + q[4], th + q[5], th + q[5] + q[6])
-    L0, hip, l1, l2 = p[TORSO_HALF], p[HIP], p[THIGH_LEN], p[SHIN_LEN]
-    # (point, term) -> (link, bx, by)
-    for pt in range(NPT):
-        nterms[pt] = 0
-    _add(links, rx, ry, nterms, 1, 0, -hip, 0.0, phi)
-    _add(links, rx, ry, nterms, 1, 1, 0.0, -0.5 * l1, phi)
-    _add(links, rx, ry, nterms, 2, 0, -hip, 0.0, phi)
-    _add(links, rx, ry, nterms, 2, 1, 0.0, -l1, phi)
-    _add(links, rx, ry, nterms, 2, 2, 0.0, -0.5 * l2, phi)
-    _add(links, rx, ry, nterms, 3, 0, hip, 0.0, phi)
-    _add(links, rx, ry, nterms, 3, 3, 0.0, -0.5 * l1, phi)
-    _add(links, rx, ry, nterms, 4, 0, hip, 0.0, phi)
-    _add(links, rx, ry, nterms, 4, 3, 0.0, -l1, phi)
-    _add(links, rx, ry, nterms, 4, 4, 0.0, -0.5 * l2, phi)
-    _add(links, rx, ry, nterms, 5, 0, -hip, 0.0, phi)
-    _add(links, rx, ry, nterms, 5, 1, 0.0, -l1, phi)
-    _add(links, rx, ry, nterms, 5, 2, 0.0, -l2, phi)
-    _add(links, rx, ry, nterms, 6, 0, hip, 0.0, phi)
-    _add(links, rx, ry, nterms, 6, 3, 0.0, -l1, phi)
-    _add(links, rx, ry, nterms, 6, 4, 0.0, -l2, phi)
-    _add(links, rx, ry, nterms, 7, 0, -L0, 0.0, phi)
-    _add(links, rx, ry, nterms, 8, 0, L0, 0.0, phi)
-    _add(links, rx, ry, nterms, 9, 0, -hip, 0.0, phi)
-    _add(links, rx, ry, nterms, 9, 1, 0.0, -l1, phi)
-    _add(links, rx, ry, nterms, 10, 0, hip, 0.0, phi)
-    _add(links, rx, ry, nterms, 10, 3, 0.0, -l1, phi)
-
-
-@jit(inline="always")
-def _add(links, rx, ry, nterms, pt, link, bx, by, phi):
-    t = nterms[pt]
-    c, s = math.cos(phi[link]), math.sin(phi[link])
-    links[pt, t] = link
-    rx[pt, t] = c * bx - s * by
-    ry[pt, t] = s * bx + c * by
-    nterms[pt] = t + 1
-
-
-@jit
-def _point_jac(pt, links, rx, ry, nterms, J):
-    """``J = ∂p/∂q`` (2×7) of point ``pt``."""
-    for k in range(NQ):
-        J[0, k] = 0.0
-        J[1, k] = 0.0
-    J[0, 0] = 1.0
-    J[1, 1] = 1.0
-    for t in range(nterms[pt]):
-        j = links[pt, t]
-        for k in range(2, NQ):
-            if _on_path(j, k) != 0.0:
-                J[0, k] -= ry[pt, t]  # S r = (-r_y, r_x)
-                J[1, k] += rx[pt, t]
-
-
-@jit(inline="always")
-def _omega(j, v):
-    w = 0.0
-    for k in range(2, NQ):
-        w += _on_path(j, k) * v[k]
-    return w
-
-
-@jit
-def _cholesky(A, L):
-    n = A.shape[0]
-    for i in range(n):
-        for j in range(i + 1):
-            acc = A[i, j]
-            for k in range(j):
-                acc -= L[i, k] * L[j, k]
-            if i == j:
-                L[i, i] = math.sqrt(max(acc, 1e-300))
-            else:
-                L[i, j] = acc / L[j, j]
-        for j in range(i + 1, n):
-            L[i, j] = 0.0
-
-
-@jit
-def _solve_dense(K, G, n, ncols):
-    """Gaussian elimination with partial pivoting: ``G[:n, :ncols] ← K[:n, :n]⁻¹ G``; returns
-    False if ``K`` is numerically singular."""
-    for c in range(n):
-        piv = c
-        best = abs(K[c, c])
-        for i in range(c + 1, n):
-            if abs(K[i, c]) > best:
-                best = abs(K[i, c])
-                piv = i
-        if best < 1e-300:
-            return False
-        if piv != c:
-            for j in range(n):
-                K[c, j], K[piv, j] = K[piv, j], K[c, j]
-            for j in range(ncols):
-                G[c, j], G[piv, j] = G[piv, j], G[c, j]
-        inv = 1.0 / K[c, c]
-        for i in range(c + 1, n):
-            f = K[i, c] * inv
-            if f != 0.0:
-                for j in range(c + 1, n):
-                    K[i, j] -= f * K[c, j]
-                for j in range(ncols):
-                    G[i, j] -= f * G[c, j]
-    for i in range(n - 1, -1, -1):
-        inv = 1.0 / K[i, i]
-        for j in range(ncols):
-            acc = G[i, j]
-            for k in range(i + 1, n):
-                acc -= K[i, k] * G[k, j]
-            G[i, j] = acc * inv
-    return True
+NS = 2 * NQ  # state size
 
 
 @jit
@@ -306,208 +160,30 @@ def reset(p, rng, out):
 
 
 @jit
-def _masses(p, masses, inertias):
-    m0, m1, m2 = p[TORSO_MASS], p[THIGH_MASS], p[SHIN_MASS]
-    l0, l1, l2 = 2.0 * p[TORSO_HALF], p[THIGH_LEN], p[SHIN_LEN]
-    masses[0], masses[1], masses[2], masses[3], masses[4] = m0, m1, m2, m1, m2
-    inertias[0] = m0 * l0 * l0 / 12.0
-    inertias[1] = inertias[3] = m1 * l1 * l1 / 12.0
-    inertias[2] = inertias[4] = m2 * l2 * l2 / 12.0
-
-
-@jit
 def simulate(p, s, a, out, jac, J_s, J_a, info):
-    """One step into ``out``; with ``jac`` also ``J_s``, ``J_a``.  ``info`` (``INFO_SIZE``):
-    LCP status, pivots, the LCP solution ``z`` and the contact gaps.  Returns the status."""
-    h, g, mu, cfm = p[DT], p[GRAVITY], p[FRICTION], p[CFM]
+    """One step into ``out``; with ``jac`` also ``J_s``, ``J_a``.  ``info`` (``INFO_SIZE``, or
+    empty): LCP status, pivots, retries, the LCP solution ``z`` and the contact gaps.  Returns
+    the status."""
+    h, mu = p[DT], p[FRICTION]
     q = s[:NQ]
     v = s[NQ:]
-    links = np.empty((NPT, 3), dtype=np.int64)
-    rx = np.empty((NPT, 3))
-    ry = np.empty((NPT, 3))
-    nterms = np.empty(NPT, dtype=np.int64)
-    _chains(p, links, rx, ry, nterms, q)
-    masses = np.empty(5)
-    inertias = np.empty(5)
-    _masses(p, masses, inertias)
-    u = np.empty(4)
-    umask = np.empty(4)
-    for m in range(4):
-        u[m] = min(max(a[m], -1.0), 1.0)
-        umask[m] = 1.0 if -1.0 < a[m] < 1.0 else 0.0
-
-    # Mass matrix and bias, (1).
-    Jb = np.empty((5, 2, NQ))  # centre Jacobians of the five links
-    acc = np.empty((5, 2))  # centripetal accelerations J̇c v
-    M = np.zeros((NQ, NQ))
-    c = np.zeros(NQ)
-    for b in range(5):
-        _point_jac(b, links, rx, ry, nterms, Jb[b])
-        ax = 0.0
-        az = 0.0
-        for t in range(nterms[b]):
-            w = _omega(links[b, t], v)
-            ax -= rx[b, t] * w * w
-            az -= ry[b, t] * w * w
-        acc[b, 0] = ax
-        acc[b, 1] = az
-        mb = masses[b]
-        for i in range(NQ):
-            c[i] += mb * (Jb[b, 0, i] * ax + Jb[b, 1, i] * (az + g))
-            for k in range(NQ):
-                M[i, k] += mb * (Jb[b, 0, i] * Jb[b, 0, k] + Jb[b, 1, i] * Jb[b, 1, k])
-        for i in range(2, NQ):
-            for k in range(2, NQ):
-                M[i, k] += inertias[b] * _on_path(b, i) * _on_path(b, k)
-    limit = np.zeros(4)  # -K (q - q_lim) per joint, and the implicit stiffness flag
-    kact = np.zeros(4)
-    for m in range(4):
-        qj = q[3 + m]
-        if qj > JOINT_HI[m]:
-            kact[m] = p[LIMIT_K]
-            limit[m] = -p[LIMIT_K] * (qj - JOINT_HI[m])
-        elif qj < JOINT_LO[m]:
-            kact[m] = p[LIMIT_K]
-            limit[m] = -p[LIMIT_K] * (qj - JOINT_LO[m])
-    gears = (p[GEAR0], p[GEAR1], p[GEAR2], p[GEAR3])
-    Meff = M.copy()
-    for m in range(4):
-        i = 3 + m
-        M[i, i] += p[ARMATURE]  # M now holds M + A
-        Meff[i, i] += p[ARMATURE] + h * p[DAMPING] + h * h * kact[m]
-    rhs = np.empty(NQ)
-    for i in range(NQ):
-        acc_i = 0.0
-        for k in range(NQ):
-            acc_i += M[i, k] * v[k]
-        tau = 0.0
-        if i >= 3:
-            tau = gears[i - 3] * u[i - 3] + limit[i - 3]
-        rhs[i] = acc_i + h * (tau - c[i])
-    L = np.empty((NQ, NQ))
-    _cholesky(Meff, L)
-    vf = rhs.copy()
-    cholesky_solve(L, NQ, vf)
-
-    # Contacts (3): W columns (n, t, -t) per contact, Y = M_eff⁻¹ W.
-    Jp = np.empty((NC, 2, NQ))
-    gaps = np.empty(NC)
-    W = np.empty((NQ, 3 * NC))
-    Y = np.empty((NQ, 3 * NC))
-    col = np.empty(NQ)
-    for i in range(NC):
-        pt = 5 + i
-        _point_jac(pt, links, rx, ry, nterms, Jp[i])
-        z_pt = q[1]
-        for t in range(nterms[pt]):
-            z_pt += ry[pt, t]
-        gaps[i] = z_pt
-        for k in range(NQ):
-            W[k, 3 * i] = Jp[i, 1, k]
-            W[k, 3 * i + 1] = Jp[i, 0, k]
-            W[k, 3 * i + 2] = -Jp[i, 0, k]
-    for j in range(3 * NC):
-        for k in range(NQ):
-            col[k] = W[k, j]
-        cholesky_solve(L, NQ, col)
-        for k in range(NQ):
-            Y[k, j] = col[k]
-    # Only points near the ground enter the LCP; a point left out whose constraint the
-    # solution violates (it would end the step below the ground) is added and the LCP solved
-    # again, so the pruning never changes the result.
-    inc = np.zeros(NC, dtype=np.int64)
-    for i in range(NC):
-        if gaps[i] < MARGIN:
-            inc[i] = 1
-    zl = np.zeros(NL)
-    vp = np.empty(NQ)
-    status = lcp.OK
-    pivots = 0
-    attempt = 0
-    cfm_base = cfm
-    for _ in range(4 * NC + 4):
-        ni = 0
-        idx = np.empty(NC, dtype=np.int64)
-        for i in range(NC):
-            # A retry lists the contacts in reverse: the same LCP, permuted, which takes
-            # Lemke's pivoting along another path (see the docstring).
-            ii = NC - 1 - i if attempt % 2 == 1 else i
-            if inc[ii]:
-                idx[ni] = ii
-                ni += 1
-        n_l = 4 * ni
-        Ml = np.zeros((n_l, n_l))
-        ql = np.zeros(n_l)
-        for ii in range(ni):
-            i = idx[ii]
-            for a_ in range(3):
-                r = 4 * ii + a_
-                wr = 3 * i + a_
-                acc_q = 0.0
-                for k in range(NQ):
-                    acc_q += W[k, wr] * vf[k]
-                ql[r] = acc_q + (gaps[i] / h if a_ == 0 else 0.0)
-                for jj in range(ni):
-                    j = idx[jj]
-                    for b_ in range(3):
-                        acc_m = 0.0
-                        for k in range(NQ):
-                            acc_m += W[k, wr] * Y[k, 3 * j + b_]
-                        Ml[r, 4 * jj + b_] = acc_m
-                Ml[r, r] += cfm
-            Ml[4 * ii + 1, 4 * ii + 3] = 1.0
-            Ml[4 * ii + 2, 4 * ii + 3] = 1.0
-            Ml[4 * ii + 3, 4 * ii] = mu
-            Ml[4 * ii + 3, 4 * ii + 1] = -1.0
-            Ml[4 * ii + 3, 4 * ii + 2] = -1.0
-            ql[4 * ii + 3] = p[SLACK]
-        zs = np.empty(n_l)
-        ws = np.empty(n_l)
-        T = np.empty((n_l, 2 * n_l + 2))
-        basis = np.empty(n_l, dtype=np.int64)
-        status, piv = lcp.lemke(Ml, ql, zs, ws, T, basis, MAX_PIVOTS)
-        pivots += piv
-        if status != lcp.OK:
-            if attempt < 3 and status != lcp.NOT_FINITE:
-                attempt += 1
-                # Attempts 2 and 3: 100× the compliance (still ~1e-4 m/s per N s), which
-                # conditions the nearly singular problems; the Jacobian uses the same value.
-                cfm = cfm_base * (100.0 if attempt >= 2 else 1.0)
-                continue
-            break
+    w = workspace()
+    spd = dynamics(p, q, v, a, w)
+    contact_rows(q, w)
+    if spd:
+        status, pivots, retries, cfm = solve_contacts(p, w, h, mu, p[CFM])
+    else:
         for r in range(NL):
-            zl[r] = 0.0
-        for ii in range(ni):
-            for a_ in range(4):
-                # The solver's check bounds negatives by ~1e-9; they are rounding: clip them.
-                zl[4 * idx[ii] + a_] = max(zs[4 * ii + a_], 0.0)
-        for k in range(NQ):
-            vp[k] = vf[k]
-        for i in range(NC):
-            for a_ in range(3):
-                zr = zl[4 * i + a_]
-                if zr != 0.0:
-                    for k in range(NQ):
-                        vp[k] += Y[k, 3 * i + a_] * zr
-        added = False
-        for i in range(NC):
-            if not inc[i]:
-                nv = 0.0
-                for k in range(NQ):
-                    nv += W[k, 3 * i] * vp[k]
-                if gaps[i] + h * nv < 0.0:
-                    inc[i] = 1
-                    added = True
-        if not added:
-            break
+            w.zl[r] = 0.0
+        status, pivots, retries, cfm = lcp.NOT_FINITE, 0, 0, p[CFM]
     if info.shape[0] >= INFO_SIZE:
         info[0] = status
         info[1] = pivots
-        info[2] = attempt
+        info[2] = retries
         for r in range(NL):
-            info[3 + r] = zl[r]
+            info[3 + r] = w.zl[r]
         for i in range(NC):
-            info[3 + NL + i] = gaps[i]
+            info[3 + NL + i] = w.gaps[i]
     if status != lcp.OK:
         for i in range(2 * NQ):
             out[i] = np.nan
@@ -515,181 +191,57 @@ def simulate(p, s, a, out, jac, J_s, J_a, info):
             J_s[:, :] = np.nan
             J_a[:, :] = np.nan
         return status
-
     for k in range(NQ):
-        out[k] = q[k] + h * vp[k]
-        out[NQ + k] = vp[k]
-    if not jac:
-        return status
-
-    # -- Jacobian: implicit differentiation of the active-set system (see the docstring) --
-    act = np.empty(NL, dtype=np.int64)  # LCP index -> position in y (or -1)
-    na = 0
-    for r in range(NL):
-        if zl[r] > 0.0:
-            act[r] = NQ + na
-            na += 1
-        else:
-            act[r] = -1
-    N = NQ + na
-    K = np.zeros((N, N))
-    G = np.zeros((N, NIN))
-    for i in range(NQ):
-        for k in range(NQ):
-            K[i, k] = Meff[i, k]
-    for i in range(NC):
-        for a_ in range(3):
-            r = 4 * i + a_
-            y = act[r]
-            if y < 0:
-                continue
-            for k in range(NQ):
-                K[k, y] = -W[k, 3 * i + a_]
-                K[y, k] = W[k, 3 * i + a_]
-            K[y, y] = cfm
-            if a_ > 0 and act[4 * i + 3] >= 0:
-                K[y, act[4 * i + 3]] = 1.0
-        yg = act[4 * i + 3]
-        if yg >= 0:
-            if act[4 * i] >= 0:
-                K[yg, act[4 * i]] = mu
-            if act[4 * i + 1] >= 0:
-                K[yg, act[4 * i + 1]] = -1.0
-            if act[4 * i + 2] >= 0:
-                K[yg, act[4 * i + 2]] = -1.0
-
-    # ∂F/∂q_k for the dynamics rows.  x = v⁺ - v.
-    x = np.empty(NQ)
-    for k in range(NQ):
-        x[k] = vp[k] - v[k]
-    # Link angular velocities of v, x, v⁺.
-    wv = np.empty(5)
-    wx = np.empty(5)
-    for j in range(5):
-        wv[j] = _omega(j, v)
-        wx[j] = _omega(j, x)
-    for b in range(5):
-        mb = masses[b]
-        # e = Jc x + h (J̇c v + g e_z)
-        ex = h * acc[b, 0]
-        ez = h * (acc[b, 1] + g)
-        for k in range(NQ):
-            ex += Jb[b, 0, k] * x[k]
-            ez += Jb[b, 1, k] * x[k]
-        for t in range(nterms[b]):
-            j = links[b, t]
-            r_x, r_y = rx[b, t], ry[b, t]
-            rdote = r_x * ex + r_y * ez
-            # hk = -(r ω(x) + h ω(v)² S r), the derivative of (Jc x + h J̇c v) along q_k.
-            hx = -(r_x * wx[j] - h * wv[j] * wv[j] * r_y)
-            hz = -(r_y * wx[j] + h * wv[j] * wv[j] * r_x)
-            for k in range(2, NQ):
-                if _on_path(j, k) == 0.0:
-                    continue
-                # (∂Jc/∂q_k)ᵀ e: component l = -[l on path] r·e
-                for l in range(2, NQ):
-                    if _on_path(j, l) != 0.0:
-                        G[l, k] -= mb * rdote
-                # Jcᵀ hk
-                for l in range(NQ):
-                    G[l, k] += mb * (Jb[b, 0, l] * hx + Jb[b, 1, l] * hz)
-            # ∂F/∂v_l = -(M + A) + h ∂c/∂v: ∂(J̇c v)/∂v_l = -2 [l on path] ω_t r_t
-            for l in range(2, NQ):
-                if _on_path(j, l) == 0.0:
-                    continue
-                dax = -2.0 * wv[j] * r_x
-                daz = -2.0 * wv[j] * r_y
-                for i in range(NQ):
-                    G[i, NQ + l] += h * mb * (Jb[b, 0, i] * dax + Jb[b, 1, i] * daz)
-    for i in range(NQ):
-        for l in range(NQ):
-            G[i, NQ + l] -= M[i, l]
-    for m in range(4):
-        G[3 + m, 3 + m] += h * kact[m]
-        G[3 + m, 2 * NQ + m] = -h * gears[m] * umask[m]
-    # Contact terms: -(∂J_iᵀ/∂q_k) f_i in the dynamics rows; constraint rows.
-    for i in range(NC):
-        fx = zl[4 * i + 1] - zl[4 * i + 2]
-        fz = zl[4 * i]
-        pt = 5 + i
-        yn, yp, ym = act[4 * i], act[4 * i + 1], act[4 * i + 2]
-        for t in range(nterms[pt]):
-            j = links[pt, t]
-            r_x, r_y = rx[pt, t], ry[pt, t]
-            rdotf = r_x * fx + r_y * fz
-            wvp = _omega(j, vp)
-            for k in range(2, NQ):
-                if _on_path(j, k) == 0.0:
-                    continue
-                for l in range(2, NQ):
-                    if _on_path(j, l) != 0.0:
-                        G[l, k] += rdotf
-                # (∂J/∂q_k) v⁺ = -r ω(v⁺)
-                if yn >= 0:
-                    G[yn, k] -= r_y * wvp
-                if yp >= 0:
-                    G[yp, k] -= r_x * wvp
-                if ym >= 0:
-                    G[ym, k] += r_x * wvp
-        if yn >= 0:
-            for k in range(NQ):
-                G[yn, k] += Jp[i, 1, k] / h
-    ok = _solve_dense(K, G, N, NIN)
-    if not ok:
-        J_s[:, :] = np.nan
-        J_a[:, :] = np.nan
-        return status
-    for i in range(NQ):
-        for k in range(NIN):
-            dv = -G[i, k]
-            if k < 2 * NQ:
-                J_s[NQ + i, k] = dv
-                J_s[i, k] = (1.0 if k == i else 0.0) + h * dv
-            else:
-                J_a[NQ + i, k - 2 * NQ] = dv
-                J_a[i, k - 2 * NQ] = h * dv
+        out[k] = q[k] + h * w.vp[k]
+        out[NQ + k] = w.vp[k]
+    if jac:
+        jacobian(p, v, w, mu, cfm, J_s, J_a)
     return status
 
 
-@jit
-def step(p, s, a, out):
-    J = np.empty((0, 0))
-    simulate(p, s, a, out, False, J, J, out[:0])
+@jit(inline="always")
+def _reward(out, a):
+    """``r = ẋ⁺ - 0.1 uᵀu`` of the step's result ``out``."""
     reward = out[NQ]
     for m in range(4):
         u = min(max(a[m], -1.0), 1.0)
         reward -= 0.1 * u * u
-    return reward, False
+    return reward
+
+
+@jit
+def step(p, s, a, out):
+    J = stack_empty(1, np.float64).reshape((1, 1))  # unused without the Jacobian
+    simulate(p, s, a, out, False, J, J, out[:0])
+    return _reward(out, a), False
 
 
 @jit
 def step_jac(p, s, a, out, J_s, J_a, dr_ds, dr_da):
     simulate(p, s, a, out, True, J_s, J_a, out[:0])
-    reward = out[NQ]
     for k in range(2 * NQ):
         dr_ds[k] = J_s[NQ, k]
     for m in range(4):
         u = min(max(a[m], -1.0), 1.0)
-        reward -= 0.1 * u * u
         dr_da[m] = J_a[NQ, m] - (0.2 * u if -1.0 < a[m] < 1.0 else 0.0)
-    return reward, False
+    return _reward(out, a), False
 
 
 @jit
 def contact_info(p, s, a, info):
-    out = np.empty(2 * NQ)
-    J = np.empty((0, 0))
+    out = stack_empty(NS, np.float64)
+    J = stack_empty(1, np.float64).reshape((1, 1))
     simulate(p, s, a, out, False, J, J, info)
 
 
 @jit
 def body_points(p, s, pts):
-    """World positions of the 11 body points (see :func:`_chains`) into ``pts`` (11×2)."""
+    """World positions of the 11 body points (see :func:`chains`) into ``pts`` (11×2)."""
     links = np.empty((NPT, 3), dtype=np.int64)
     rx = np.empty((NPT, 3))
     ry = np.empty((NPT, 3))
     nterms = np.empty(NPT, dtype=np.int64)
-    _chains(p, links, rx, ry, nterms, s[:NQ])
+    chains(p, links, rx, ry, nterms, s[:NQ])
     for pt in range(NPT):
         pts[pt, 0] = s[0]
         pts[pt, 1] = s[1]
@@ -701,7 +253,6 @@ def body_points(p, s, pts):
 class HalfCheetah(Env):
     __doc__ = __doc__
     name = "HalfCheetah"
-    task_id = 7
     state_dim = 14
     action_dim = 4
     horizon = 1000
@@ -735,6 +286,12 @@ class HalfCheetah(Env):
         if not self.params[HIP] <= self.params[TORSO_HALF]:
             raise ValueError(f"{self.name}: hip_offset must not exceed torso_half_length")
         self.dt = float(self.params[DT])
+
+    def _out_of_range(self, state, action):
+        status = self.contact_info(state, action)["status"]
+        if status != lcp.OK:
+            return f"the contact solver failed: {lcp.STATUS_NAMES[status]}"
+        return super()._out_of_range(state, action)
 
     def contact_info(self, state, action):
         """The step's LCP: a dict with ``status`` (see :mod:`fastd3pg.physics.lcp`),

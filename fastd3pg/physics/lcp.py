@@ -51,6 +51,7 @@ import math
 import numpy as np
 
 from fastd3pg._jit import jit
+from fastd3pg.linalg import gauss_solve_augmented
 
 OK, RAY, MAX_PIVOTS, NOT_FINITE, INACCURATE = 0, 1, 2, 3, 4
 STATUS_NAMES = (
@@ -135,7 +136,7 @@ def lemke(M, q, z, w, T, basis, max_pivots):
         for c in range(nb):
             T[r, c] = M[basis[r], basis[c]]
         T[r, nb] = -q[basis[r]]
-    if not _eliminate(T, nb):
+    if not gauss_solve_augmented(T, nb):
         return INACCURATE, pivots
     for r in range(nb):
         z[basis[r]] = T[r, nb]
@@ -191,35 +192,6 @@ def _ratio_row(T, n, col, first, tie_tol):
                 if x > y + 1e-15:
                     break
     return best
-
-
-@jit
-def _eliminate(A, n):
-    """Solve ``A[:, :n] x = A[:, n]`` in place (``x`` into ``A[:, n]``), partial pivoting;
-    False if singular."""
-    for c in range(n):
-        piv = c
-        best = abs(A[c, c])
-        for i in range(c + 1, n):
-            if abs(A[i, c]) > best:
-                best = abs(A[i, c])
-                piv = i
-        if best == 0.0:
-            return False
-        if piv != c:
-            for j in range(n + 1):
-                A[c, j], A[piv, j] = A[piv, j], A[c, j]
-        for i in range(c + 1, n):
-            f = A[i, c] / A[c, c]
-            if f != 0.0:
-                for j in range(c, n + 1):
-                    A[i, j] -= f * A[c, j]
-    for i in range(n - 1, -1, -1):
-        acc = A[i, n]
-        for j in range(i + 1, n):
-            acc -= A[i, j] * A[j, n]
-        A[i, n] = acc / A[i, i]
-    return True
 
 
 @jit

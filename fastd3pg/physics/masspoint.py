@@ -20,8 +20,6 @@ Horizon
 Jacobians: ``J_s = [[1]]``, ``J_a = [[dt]]`` (zero where the action is clipped).
 """
 
-import numpy as np
-
 from fastd3pg._jit import jit
 from fastd3pg.physics.base import Env
 
@@ -41,30 +39,35 @@ def _reward_and_grad(x_next):
 
 
 @jit
-def step(p, s, a, out):
+def _forward(p, s, a, out):
+    """The Euler step into ``out``; returns the reward, its derivative in ``x'`` and the
+    termination."""
     u = min(max(a[0], -1.0), 1.0)
     out[0] = s[0] + u * p[DT]
-    reward, _ = _reward_and_grad(out[0])
-    return reward, abs(out[0]) < p[GOAL_RADIUS]
+    reward, dr_dnext = _reward_and_grad(out[0])
+    return reward, dr_dnext, abs(out[0]) < p[GOAL_RADIUS]
+
+
+@jit
+def step(p, s, a, out):
+    reward, _, terminated = _forward(p, s, a, out)
+    return reward, terminated
 
 
 @jit
 def step_jac(p, s, a, out, J_s, J_a, dr_ds, dr_da):
-    u = min(max(a[0], -1.0), 1.0)
     du_da = 1.0 if -1.0 < a[0] < 1.0 else 0.0
-    out[0] = s[0] + u * p[DT]
-    reward, dr_dnext = _reward_and_grad(out[0])
+    reward, dr_dnext, terminated = _forward(p, s, a, out)
     J_s[0, 0] = 1.0
     J_a[0, 0] = p[DT] * du_da
     dr_ds[0] = dr_dnext * J_s[0, 0]
     dr_da[0] = dr_dnext * J_a[0, 0]
-    return reward, abs(out[0]) < p[GOAL_RADIUS]
+    return reward, terminated
 
 
 class MassPoint(Env):
     __doc__ = __doc__
     name = "MassPoint"
-    task_id = 0
     state_dim = 1
     action_dim = 1
     horizon = 200

@@ -72,61 +72,64 @@ def _height_reward(p, x, u):
 
 
 @jit(inline="always")
-def step(p, s, a, out):
+def _forward(p, s, a, out):
+    """(1)-(4) into ``out``; returns the clipped action, ``v₁``, ``x + v₂`` (before the clip
+    (3)) and whether the wall (4) stopped the car."""
     u = min(max(a[0], -1.0), 1.0)
     x, v = s[0], s[1]
-    v = v + (u * p[POWER] - 0.0025 * math.cos(3.0 * x))  # (1)
-    v = min(max(v, -p[MAX_SPEED]), p[MAX_SPEED])  # (2)
-    x = min(max(x + v, p[MIN_POSITION]), p[MAX_POSITION])  # (3)
-    if x == p[MIN_POSITION] and v < 0.0:  # (4)
-        v = 0.0
-    out[0] = x
-    out[1] = v
-    reward, _ = _height_reward(p, x, u)
-    return reward, x >= p[GOAL_POSITION] and v >= p[GOAL_VELOCITY]
+    v1 = v + (u * p[POWER] - 0.0025 * math.cos(3.0 * x))  # (1)
+    v2 = min(max(v1, -p[MAX_SPEED]), p[MAX_SPEED])  # (2)
+    x1 = x + v2
+    x2 = min(max(x1, p[MIN_POSITION]), p[MAX_POSITION])  # (3)
+    wall = x2 == p[MIN_POSITION] and v2 < 0.0
+    if wall:  # (4)
+        v2 = 0.0
+    out[0] = x2
+    out[1] = v2
+    return u, v1, x1, wall
+
+
+@jit(inline="always")
+def _terminated(p, out):
+    return out[0] >= p[GOAL_POSITION] and out[1] >= p[GOAL_VELOCITY]
+
+
+@jit(inline="always")
+def step(p, s, a, out):
+    u, _, _, _ = _forward(p, s, a, out)
+    reward, _ = _height_reward(p, out[0], u)
+    return reward, _terminated(p, out)
 
 
 @jit(inline="always")
 def step_jac(p, s, a, out, J_s, J_a, dr_ds, dr_da):
-    u = min(max(a[0], -1.0), 1.0)
     du_da = 1.0 if -1.0 < a[0] < 1.0 else 0.0
-    x, v = s[0], s[1]
-    # (1) and its partials in (x, v, u).
-    v1 = v + (u * p[POWER] - 0.0025 * math.cos(3.0 * x))
-    dv_dx, dv_dv, dv_du = 0.0075 * math.sin(3.0 * x), 1.0, p[POWER]
-    # (2)
+    u, v1, x1, wall = _forward(p, s, a, out)
+    # Partials of (1) in (x, v, u), through the clip (2).
+    dv_dx, dv_dv, dv_du = 0.0075 * math.sin(3.0 * s[0]), 1.0, p[POWER]
     max_speed = p[MAX_SPEED]
-    v2 = min(max(v1, -max_speed), max_speed)
     if not -max_speed < v1 < max_speed:
         dv_dx, dv_dv, dv_du = 0.0, 0.0, 0.0
-    # (3): x' = x + v₂.
-    x1 = x + v2
-    lo, hi = p[MIN_POSITION], p[MAX_POSITION]
-    x2 = min(max(x1, lo), hi)
+    # (3): x' = x + v₂, through its clip.
     dx_dx, dx_dv, dx_du = 1.0 + dv_dx, dv_dv, dv_du
-    if not lo < x1 < hi:
+    if not p[MIN_POSITION] < x1 < p[MAX_POSITION]:
         dx_dx, dx_dv, dx_du = 0.0, 0.0, 0.0
-    # (4)
-    if x2 == lo and v2 < 0.0:
-        v2 = 0.0
+    if wall:  # (4)
         dv_dx, dv_dv, dv_du = 0.0, 0.0, 0.0
-    out[0] = x2
-    out[1] = v2
     J_s[0, 0], J_s[0, 1] = dx_dx, dx_dv
     J_s[1, 0], J_s[1, 1] = dv_dx, dv_dv
     J_a[0, 0] = dx_du * du_da
     J_a[1, 0] = dv_du * du_da
-    reward, dr_dx = _height_reward(p, x2, u)
+    reward, dr_dx = _height_reward(p, out[0], u)
     dr_ds[0] = dr_dx * dx_dx
     dr_ds[1] = dr_dx * dx_dv
     dr_da[0] = (dr_dx * dx_du - 2.0 * p[ACTION_COST] * u) * du_da
-    return reward, x2 >= p[GOAL_POSITION] and v2 >= p[GOAL_VELOCITY]
+    return reward, _terminated(p, out)
 
 
 class MountainCar(Env):
     __doc__ = __doc__
     name = "MountainCar"
-    task_id = 4
     state_dim = 2
     action_dim = 1
     horizon = 999

@@ -70,36 +70,37 @@ def _speed(p, theta, theta_dot, torque):
 
 
 @jit(inline="always")
-def step(p, s, a, out):
+def _forward(p, s, a, out):
+    """The reward and (1), (2) into ``out``; returns the reward and the pieces the Jacobian
+    reuses: the torque, ``θ``, ``θ̇`` and (1) before its clip."""
     torque = p[MAX_TORQUE] * min(max(a[0], -1.0), 1.0)
     theta, theta_dot = math.atan2(s[1], s[0]), s[2]
     reward = -(theta * theta + 0.1 * theta_dot * theta_dot + 0.001 * (torque * torque))
-    speed = min(max(_speed(p, theta, theta_dot, torque), -p[MAX_SPEED]), p[MAX_SPEED])
+    raw = _speed(p, theta, theta_dot, torque)
+    speed = min(max(raw, -p[MAX_SPEED]), p[MAX_SPEED])
     theta_next = theta + speed * p[DT]
     out[0] = math.cos(theta_next)
     out[1] = math.sin(theta_next)
     out[2] = speed
+    return reward, torque, theta, theta_dot, raw
+
+
+@jit(inline="always")
+def step(p, s, a, out):
+    reward, _, _, _, _ = _forward(p, s, a, out)
     return reward, False
 
 
 @jit(inline="always")
 def step_jac(p, s, a, out, J_s, J_a, dr_ds, dr_da):
     du_da = p[MAX_TORQUE] if -1.0 < a[0] < 1.0 else 0.0
-    torque = p[MAX_TORQUE] * min(max(a[0], -1.0), 1.0)
-    theta, theta_dot = math.atan2(s[1], s[0]), s[2]
+    reward, torque, theta, theta_dot, raw = _forward(p, s, a, out)
+    cn, sn = out[0], out[1]
     rho2 = s[0] * s[0] + s[1] * s[1]
     # atan2 has no derivative at the origin; a zero there keeps the Jacobian finite.
     inv_rho2 = 1.0 / rho2 if rho2 > 0.0 else 0.0
     dth_dc, dth_ds = -s[1] * inv_rho2, s[0] * inv_rho2
-    reward = -(theta * theta + 0.1 * theta_dot * theta_dot + 0.001 * (torque * torque))
-    raw = _speed(p, theta, theta_dot, torque)
     max_speed, dt = p[MAX_SPEED], p[DT]
-    speed = min(max(raw, -max_speed), max_speed)
-    theta_next = theta + speed * dt
-    cn, sn = math.cos(theta_next), math.sin(theta_next)
-    out[0] = cn
-    out[1] = sn
-    out[2] = speed
 
     k = 1.0 if -max_speed < raw < max_speed else 0.0
     g, m, l = p[GRAVITY], p[MASS], p[LENGTH]
@@ -134,7 +135,6 @@ def step_jac(p, s, a, out, J_s, J_a, dr_ds, dr_da):
 class Pendulum(Env):
     __doc__ = __doc__
     name = "Pendulum"
-    task_id = 3
     state_dim = 3
     action_dim = 1
     horizon = 200

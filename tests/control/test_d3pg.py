@@ -5,7 +5,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from fastd3pg.control import d3pg
+from fastd3pg.control import core, d3pg
 from fastd3pg.control.d3pg import D3PGAgent, D3PGConfig
 from fastd3pg.physics import make, names
 from fastd3pg.testing import central_difference, relative_error
@@ -37,17 +37,21 @@ def small_agent(task, seed=0, **overrides):
 
         replay.add(agent.buf, s, a, tr.reward, tr.next_state, tr.terminated, tr.J_s, tr.J_a,
                    tr.dr_ds, tr.dr_da)
-    agent.work.idx[:] = np.arange(7) * 3
+    agent.work.batch.idx[:] = np.arange(7) * 3
     return env, agent
 
 
+def refresh(agent):
+    d3pg.refresh_moments(agent.stats, agent.settings, agent.work.batch, agent.work.ret)
+
+
 def obs_moments(agent):
-    d3pg.refresh_moments(agent.stats, agent.work, True, True)
-    return agent.work.obs_mean.copy(), agent.work.obs_std.copy()
+    refresh(agent)
+    return agent.work.batch.obs_mean.copy(), agent.work.batch.obs_std.copy()
 
 
 def ret_moments(agent):
-    d3pg.refresh_moments(agent.stats, agent.work, True, True)
+    refresh(agent)
     return agent.work.ret[0], agent.work.ret[1]
 
 
@@ -72,25 +76,25 @@ def test_gradient_targets_match_finite_differences_through_the_simulator(task):
     a = agent
     mean, std = obs_moments(a)
     mu, sigma = ret_moments(a)
-    d3pg.td_and_gradient_targets(a.actor.spec, a.critic.spec, a.nets, a.stats, a.hp, a.ip,
-                                 a.buf, a.work)
+    d3pg.td_and_gradient_targets(a.actor.spec, a.critic.spec, a.nets, a.settings, a.buf,
+                                 a.work.batch, a.work.ret)
     checked = 0
-    for b, i in enumerate(a.work.idx):
+    for b, i in enumerate(a.work.batch.idx):
         s, act = a.buf.s[i].copy(), a.buf.a[i].copy()
-        assert a.work.Y[b] == pytest.approx(td_target(a, s, act), rel=1e-12, abs=1e-12)
+        assert a.work.batch.Y[b] == pytest.approx(td_target(a, s, act), rel=1e-12, abs=1e-12)
         # Skip points whose next state is within a step of the normalizer's clip.
         z2 = (a.buf.s_next[i] - mean) / (std + 1e-8)
         if np.any(np.abs(np.abs(z2) - a.config.obs_clip) < 1e-4):
             continue
         fd_s = central_difference(lambda x: td_target(a, x, act), s)
         fd_a = central_difference(lambda u: td_target(a, s, u), act)
-        assert relative_error(a.work.GS[b], fd_s) < 1e-6
-        assert relative_error(a.work.GA[b], fd_a) < 1e-6
+        assert relative_error(a.work.batch.GS[b], fd_s) < 1e-6
+        assert relative_error(a.work.batch.GA[b], fd_a) < 1e-6
         # Normalized coordinates: ∂ỹ/∂s̃ with s = μ + s̃ (σ + 1e-8) and ỹ = (y - μ_Q)/σ_Q.
         scale = std + 1e-8
         fd_norm = central_difference(
             lambda z: (td_target(a, mean + z * scale, act) - mu) / sigma, (s - mean) / scale)
-        assert relative_error(a.work.GS[b] * scale / sigma, fd_norm) < 1e-6
+        assert relative_error(a.work.batch.GS[b] * scale / sigma, fd_norm) < 1e-6
         checked += 1
     assert checked >= 4
 
@@ -101,14 +105,14 @@ def critic_loss(agent, phi):
     n = a.env.state_dim
     mu, sigma = ret_moments(a)
     mean, std = obs_moments(a)
-    S = a.buf.s[a.work.idx]
-    X = np.hstack([normalized(a, S), a.buf.a[a.work.idx]])
+    S = a.buf.s[a.work.batch.idx]
+    X = np.hstack([normalized(a, S), a.buf.a[a.work.batch.idx]])
     mask = (np.abs((S - mean) / (std + 1e-8)) < cfg.obs_clip).astype(float)
     Q = a.critic.forward(phi, X)[:, 0]
     G = a.critic.input_grad(phi, X)
-    y = (a.work.Y - mu) / sigma
-    gs = a.work.GS * (std + 1e-8) / sigma * mask
-    ga = a.work.GA / sigma
+    y = (a.work.batch.Y - mu) / sigma
+    gs = a.work.batch.GS * (std + 1e-8) / sigma * mask
+    ga = a.work.batch.GA / sigma
     Gs = G[:, :n] * mask
     loss = np.mean((Q - y) ** 2)
     if cfg.reg == "l2":
@@ -126,30 +130,32 @@ def critic_loss(agent, phi):
 def test_critic_loss_gradient_matches_finite_differences(task, reg):
     env, a = small_agent(task, seed=1, reg=reg, w1=0.7, w2=1.3)
     obs_moments(a)
-    d3pg.td_and_gradient_targets(a.actor.spec, a.critic.spec, a.nets, a.stats, a.hp, a.ip,
-                                 a.buf, a.work)
-    d3pg.popart_rescale(a.nets, a.stats, a.work)  # as in an update, between targets and loss
-    loss = d3pg.critic_gradient(a.critic.spec, a.nets, a.stats, a.hp, a.ip, a.buf, a.work)
+    d3pg.td_and_gradient_targets(a.actor.spec, a.critic.spec, a.nets, a.settings, a.buf,
+                                 a.work.batch, a.work.ret)
+    # As in an update, between the targets and the loss.
+    d3pg.popart_rescale(a.nets, a.stats.ret, a.work.batch.Y, a.work.ret)
+    loss = d3pg.critic_gradient(a.critic.spec, a.nets, a.settings, a.buf, a.work.batch,
+                                a.work.ret)
     phi = a.nets.phi.copy()
     assert loss == pytest.approx(critic_loss(a, phi), rel=1e-10)
     fd = central_difference(lambda p: critic_loss(a, p), phi)
-    assert relative_error(a.work.dphi, fd) < 1e-6
+    assert relative_error(a.work.batch.dphi, fd) < 1e-6
 
 
 @pytest.mark.parametrize("task", TASKS[:2])
 def test_actor_gradient_matches_finite_differences(task):
     env, a = small_agent(task, seed=2)
     obs_moments(a)
-    d3pg.critic_gradient(a.critic.spec, a.nets, a.stats, a.hp, a.ip, a.buf, a.work)
-    d3pg.actor_gradient(a.actor.spec, a.critic.spec, a.nets, a.work)
-    X = normalized(a, a.buf.s[a.work.idx])
+    d3pg.critic_gradient(a.critic.spec, a.nets, a.settings, a.buf, a.work.batch, a.work.ret)
+    d3pg.actor_gradient(a.actor.spec, a.critic.spec, a.nets, a.work.batch)
+    X = normalized(a, a.buf.s[a.work.batch.idx])
 
     def objective(theta):
         actions = a.actor.forward(theta, X)
         return -np.mean(a.critic.forward(a.nets.phi, np.hstack([X, actions]))[:, 0])
 
     fd = central_difference(objective, a.nets.theta.copy())
-    assert relative_error(a.work.dtheta, fd) < 1e-6
+    assert relative_error(a.work.batch.dtheta, fd) < 1e-6
 
 
 def test_popart_preserves_the_critics_unnormalized_outputs():
@@ -157,8 +163,8 @@ def test_popart_preserves_the_critics_unnormalized_outputs():
     X = np.random.default_rng(0).normal(size=(5, env.state_dim + env.action_dim))
     before = [ret_moments(a), a.critic.forward(a.nets.phi, X),
               a.critic.forward(a.nets.phi_targ, X)]
-    a.work.Y[:] = np.linspace(-8, 12, a.work.Y.shape[0])
-    d3pg.popart_rescale(a.nets, a.stats, a.work)
+    a.work.batch.Y[:] = np.linspace(-8, 12, a.work.batch.Y.shape[0])
+    d3pg.popart_rescale(a.nets, a.stats.ret, a.work.batch.Y, a.work.ret)
     mu, sigma = a.work.ret
     (mu0, s0) = before[0]
     assert (mu, sigma) != (mu0, s0)
@@ -173,11 +179,11 @@ def test_parameter_noise_spares_layer_norm_parameters_and_adapts():
     d3pg.perturb(a.nets.theta, a.nets.noise_mask, 0.5, a.stats.rng, out)
     changed = out != a.nets.theta
     np.testing.assert_array_equal(changed, a.nets.noise_mask != 0)
-    sigma0 = a.stats.scalars[d3pg.F_SIGMA]
-    d3pg.adapt_noise(a.actor.spec, a.nets, a.stats, a.hp, a.ip, a.buf, a.work)
-    d = a.stats.scalars[d3pg.F_DISTANCE]
+    sigma0 = a.stats.sigma[0]
+    d3pg.adapt_noise(a.actor.spec, a.nets, a.stats, a.settings, a.buf, a.work.batch)
+    d = a.stats.distance[0]
     expected = sigma0 / 1.01 if d > 0.2 else sigma0 * 1.01
-    assert a.stats.scalars[d3pg.F_SIGMA] == pytest.approx(expected)
+    assert a.stats.sigma[0] == pytest.approx(expected)
 
 
 def test_policy_file_acts_as_the_agent_without_observation_normalization():
@@ -188,5 +194,6 @@ def test_policy_file_acts_as_the_agent_without_observation_normalization():
     agent = D3PGAgent(env, cfg, 0, total_steps=10)
     policy = Policy(agent.policy_arrays())
     for s in (np.array([-0.5, 0.01]), np.array([7.0, -9.0])):  # beyond the ±5 clip too
-        d3pg.act(agent.actor.spec, agent.nets.theta, agent.stats, agent.hp, agent.ip, agent.work, s)
-        np.testing.assert_allclose(policy(s), agent.work.a, rtol=1e-12, atol=1e-14)
+        core.act(agent.actor.spec, agent.nets.theta, agent.stats.obs, agent.settings.obs,
+                 agent.work.act, s)
+        np.testing.assert_allclose(policy(s), agent.work.act.a, rtol=1e-12, atol=1e-14)

@@ -9,7 +9,7 @@ import pytest
 from fastd3pg import train
 from fastd3pg.control import metrics
 from fastd3pg.control.d3pg import D3PGAgent, D3PGConfig
-from fastd3pg.control.gd import C_BUDGET, GDAgent, GDConfig
+from fastd3pg.control.gd import GDAgent, GDConfig
 from fastd3pg.physics import make, names
 from fastd3pg.testing import central_difference, relative_error
 
@@ -69,7 +69,7 @@ def test_timesteps_count_simulated_steps():
     # Whole updates of 2 episodes of 12 steps until the budget of 100 is reached.
     assert agent.timesteps == 30 + 3 * 24
     agent.train(100)
-    assert agent.stats.counters[C_BUDGET] == 200
+    assert agent.stats.budget[0] == 200
     assert 200 <= agent.timesteps < 200 + 24
 
 

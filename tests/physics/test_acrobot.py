@@ -109,17 +109,6 @@ def test_jacobians_match_finite_differences():
     assert checked >= 250 and clipped >= 30
 
 
-def test_out_of_range_actions_are_clipped_with_zero_derivative():
-    env = make("Acrobot")
-    s = _observation([0.3, -0.2, 0.5, -1.0])
-    for a, edge in ((2.5, 1.0), (-4.0, -1.0)):
-        tr = env.transition(s, [a])
-        edge_tr = env.transition(s, [edge])
-        np.testing.assert_array_equal(tr.next_state, edge_tr.next_state)
-        assert np.all(tr.J_a == 0.0)
-    assert np.abs(env.transition(s, [0.5]).J_a).max() > 0.0
-
-
 def test_reward_is_minus_one_until_the_goal():
     env = make("Acrobot")
     assert env.max_reward == 0.0 and not env.differentiable_reward and env.horizon == 500
@@ -127,21 +116,3 @@ def test_reward_is_minus_one_until_the_goal():
     assert hanging.reward == -1.0 and not hanging.terminated
     upright = env.transition(_observation([np.pi, 0.0, 0.0, 0.0]), [0.0])
     assert upright.reward == 0.0 and upright.terminated
-
-
-def test_transition_batch_equals_looped_transition_and_step():
-    env = make("Acrobot")
-    rng = np.random.default_rng(2)
-    X = _random_internal_states(rng, 11)
-    S = np.array([_observation(x) for x in X])
-    A = rng.uniform(-1.5, 1.5, (11, 1))
-    batch = env.transition_batch(S, A)
-    env.reset(seed=0)
-    for b in range(11):
-        one = env.transition(S[b], A[b])
-        for field, value in one._asdict().items():
-            np.testing.assert_array_equal(getattr(batch, field)[b], value)
-        env.set_state(S[b])  # the plain kernel (no Jacobians) gives the same step
-        s, reward, terminated, _, _ = env.step(A[b])
-        np.testing.assert_array_equal(s, one.next_state)
-        assert reward == one.reward and terminated == one.terminated

@@ -109,24 +109,3 @@ def test_jacobians_match_finite_differences():
         a = rng.uniform(-0.99, 0.99, 1)
         errors = transition_fd_errors(env, s, a)
         assert max(errors.values()) < 1e-6, (s, a, errors)
-
-
-def test_out_of_range_actions_are_clipped_with_zero_derivative():
-    env = make("CartPole")
-    s = np.array([0.1, -0.2, 0.05, 0.3])
-    for a, edge in ((3.0, 1.0), (-7.0, -1.0)):
-        tr = env.transition(s, [a])
-        np.testing.assert_array_equal(tr.next_state, env.transition(s, [edge]).next_state)
-        assert tr.J_a[:, 0].tolist() == [0.0, 0.0, 0.0, 0.0] and tr.dr_da[0] == 0.0
-    assert np.abs(env.transition(s, [0.5]).J_a).max() > 0.0
-
-
-def test_transition_batch_equals_looped_transition():
-    env = make("CartPole")
-    rng = np.random.default_rng(2)
-    S, A = _random_states(rng, 11), rng.uniform(-1.5, 1.5, (11, 1))
-    batch = env.transition_batch(S, A)
-    for b in range(11):
-        one = env.transition(S[b], A[b])
-        for field, value in one._asdict().items():
-            np.testing.assert_array_equal(getattr(batch, field)[b], value)

@@ -147,26 +147,3 @@ def test_jacobians_match_finite_differences():
         clipped += tr.J_s[0, 0] == 0.0 or tr.J_s[1, 1] == 0.0
         checked += 1
     assert checked >= 500 and clipped >= 50  # clipped quantities (zero derivative) included
-
-
-def test_out_of_range_actions_are_clipped_with_zero_derivative():
-    env = make("MountainCar")
-    s = np.array([-0.5, 0.01])
-    for a, edge in ((1.2, 1.0), (-9.0, -1.0)):
-        tr = env.transition(s, [a])
-        edge_tr = env.transition(s, [edge])
-        np.testing.assert_array_equal(tr.next_state, edge_tr.next_state)
-        assert tr.reward == edge_tr.reward
-        assert np.all(tr.J_a == 0.0) and tr.dr_da[0] == 0.0
-    assert np.abs(env.transition(s, [0.5]).J_a).max() > 0.0
-
-
-def test_transition_batch_equals_looped_transition():
-    env = make("MountainCar")
-    rng = np.random.default_rng(7)
-    S, A = _random_states(rng, 11), rng.uniform(-1.5, 1.5, (11, 1))
-    batch = env.transition_batch(S, A)
-    for b in range(11):
-        one = env.transition(S[b], A[b])
-        for field, value in one._asdict().items():
-            np.testing.assert_array_equal(getattr(batch, field)[b], value)

@@ -115,28 +115,3 @@ def test_clipped_speed_has_zero_derivative_and_reward_gradient_points_up():
         dr_dtheta = tr.dr_ds[0] * -np.sin(t) + tr.dr_ds[1] * np.cos(t)
         assert np.sign(dr_dtheta) == -np.sign(t)
         assert abs(dr_dtheta) == pytest.approx(2 * (np.pi - 0.01))
-
-
-def test_out_of_range_actions_are_clipped_with_zero_derivative():
-    env = make("Pendulum")
-    s = np.array([np.cos(0.3), np.sin(0.3), -0.4])
-    for a, edge in ((2.5, 1.0), (-4.0, -1.0)):
-        tr = env.transition(s, [a])
-        edge_tr = env.transition(s, [edge])
-        np.testing.assert_array_equal(tr.next_state, edge_tr.next_state)
-        assert tr.reward == edge_tr.reward
-        assert np.all(tr.J_a == 0.0) and tr.dr_da[0] == 0.0
-    assert np.abs(env.transition(s, [0.5]).J_a).max() > 0.0
-
-
-def test_transition_batch_equals_looped_transition():
-    env = make("Pendulum")
-    rng = np.random.default_rng(2)
-    th, thdot = _random_internal_states(rng, 11)
-    S = np.column_stack([np.cos(th), np.sin(th), thdot])
-    A = rng.uniform(-1.5, 1.5, (11, 1))
-    batch = env.transition_batch(S, A)
-    for b in range(11):
-        one = env.transition(S[b], A[b])
-        for field, value in one._asdict().items():
-            np.testing.assert_array_equal(getattr(batch, field)[b], value)

@@ -12,25 +12,20 @@ matrix products (2 flops per multiply-add; the element-wise work is not counted)
                      (2F - 2 f_1, f_1 = 2 B n_0 n_1): 6F - 2 f_1
     critic update    forward_input_grad (2F) + backward_value_and_input_grad (5F - 2 f_1)
 
-The NumPy reference runs exactly the matrix products of ``forward + vjp`` (``X W``, ``Aᵀ D``,
-``D Wᵀ`` per layer, with ``out=`` buffers) through ``np.matmul``. It runs in a child process
-started with ``OPENBLAS_NUM_THREADS = OMP_NUM_THREADS = MKL_NUM_THREADS = 1`` (BLAS reads
-these when NumPy is first imported, and the benchmark's own process has imported NumPy
-already), so the comparison is one core against one core. Both sides of that comparison
+The NumPy reference runs exactly the matrix products of ``forward + vjp`` through
+single-threaded BLAS (:func:`fastd3pg.bench.gemm.blas_seconds`), so the comparison is one
+core against one core. Both sides of that comparison
 (and the ``input_grad_vjp / vjp`` ratio) are the best of 7 (``--quick``: 3) alternating rounds of medians,
 so that a machine shared with other work slows both alike.
 """
 
-import json
-import os
-import subprocess
-import sys
 import time
 
 import numpy as np
 
 from fastd3pg._jit import jit
 from fastd3pg.bench import Table
+from fastd3pg.bench.gemm import blas_seconds
 from fastd3pg.nn import MLP, kernels
 
 SHAPES = ([17, 64, 64, 1], [3, 64, 64, 1])
@@ -91,44 +86,6 @@ def _per_call(run, repeat):
     return samples[len(samples) // 2]
 
 
-_BLAS_CHILD = r"""
-import json, sys, time
-import numpy as np
-sizes, B, repeat = json.loads(sys.argv[1])
-rng = np.random.default_rng(0)
-L = len(sizes) - 1
-Ws = [rng.standard_normal((sizes[l], sizes[l + 1])) for l in range(L)]
-As = [rng.standard_normal((B, n)) for n in sizes]
-Ds = [rng.standard_normal((B, n)) for n in sizes]
-dWs = [np.empty_like(W) for W in Ws]
-def run():
-    for l in range(L):
-        np.matmul(As[l], Ws[l], out=As[l + 1])
-    for l in range(L, 0, -1):
-        np.matmul(As[l - 1].T, Ds[l], out=dWs[l - 1])
-        np.matmul(Ds[l], Ws[l - 1].T, out=Ds[l - 1])
-run()
-t0 = time.perf_counter(); run(); once = time.perf_counter() - t0
-inner = max(1, int(0.02 / max(once, 1e-9)))
-samples = []
-for _ in range(repeat):
-    t0 = time.perf_counter()
-    for _ in range(inner):
-        run()
-    samples.append((time.perf_counter() - t0) / inner)
-samples.sort()
-print(json.dumps(samples[len(samples) // 2]))
-"""
-
-
-def numpy_blas_time(sizes, batch, repeat=7):
-    """Seconds for the matrix products of forward + vjp through single-threaded NumPy BLAS."""
-    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    out = subprocess.run([sys.executable, "-c", _BLAS_CHILD, json.dumps([list(sizes), batch, repeat])],
-                         env=env, capture_output=True, text=True, check=True)
-    return float(out.stdout.strip())
-
-
 def flops(sizes, batch):
     """Matrix-product flops of ``forward``, ``vjp``, ``input_grad``, ``input_grad_vjp``."""
     F = 2 * batch * sum(sizes[l] * sizes[l + 1] for l in range(len(sizes) - 1))
@@ -184,7 +141,7 @@ def tables(quick=False):
             for _ in range(rounds):
                 t_v, t_i = _vjp_times(net, B, repeat)
                 t_ours, t_igv = min(t_ours, t_v), min(t_igv, t_i)
-                t_blas = min(t_blas, numpy_blas_time(sizes, B, repeat))
+                t_blas = min(t_blas, blas_seconds(sizes, B, repeat))
             ours = fl["vjp"] / t_ours / 1e9
             theirs = fl["vjp"] / t_blas / 1e9
             ratio_rows.append([str(sizes), B, ours, theirs, ours / theirs, t_igv / t_ours])

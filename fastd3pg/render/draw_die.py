@@ -2,7 +2,7 @@
 impact (its pose at the impact's exact time) and at the end, the centre's path and the target
 zone.
 
-    python -m fastd3pg.physics.draw_die --out die.png [--seed 0] [--torque 0.0]
+    python -m fastd3pg.render.draw_die --out die.png [--seed 0] [--torque 0.0]
 """
 
 import argparse
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fastd3pg.physics.rolling_die import HALF_SIZE, TARGET_X, RollingDie, _corner
+from fastd3pg.physics.rolling_die import HALF_SIZE, TARGET_X, RollingDie, corner
 
 
 def rollout(env, seed=0, policy=None):
@@ -39,7 +39,7 @@ def draw(path, seed=0, policy=None, env=None):
     h = env.params[HALF_SIZE]
 
     def outline(x, y, th):
-        pts = [_corner(k, h, th) for k in (0, 1, 2, 3, 0)]
+        pts = [corner(k, h, th) for k in (0, 1, 2, 3, 0)]
         return [x + p[0] for p in pts], [y + p[1] for p in pts]
 
     fig, ax = plt.subplots(figsize=(9, 4), dpi=120)
@@ -74,7 +74,7 @@ def draw(path, seed=0, policy=None, env=None):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m fastd3pg.physics.draw_die",
+    parser = argparse.ArgumentParser(prog="python -m fastd3pg.render.draw_die",
                                      description=__doc__.split("\n")[0])
     parser.add_argument("--out", default="die.png", help="PNG file to write")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random throw")

@@ -1,7 +1,7 @@
 """A HalfCheetah trajectory drawn as a filmstrip: the body's pose (torso, thighs, shins) every
 few steps, one panel per pose, each centred on the root's x (written under it).
 
-    python -m fastd3pg.physics.draw_cheetah --out cheetah.png [--seed 0] [--steps 200]
+    python -m fastd3pg.render.draw_cheetah --out cheetah.png [--seed 0] [--steps 200]
 """
 
 import argparse
@@ -10,24 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from fastd3pg.physics.half_cheetah import HalfCheetah
-
-
-
-def _skeleton(env, state):
-    """Polylines (torso, back leg, front leg) of one pose, each an (k, 2) array."""
-    from fastd3pg.physics import half_cheetah as hc
-
-    pts = env.points(state)
-    x, z, th = state[0], state[1], state[2]
-    hip, l1 = env.params[hc.HIP], env.params[hc.THIGH_LEN]
-    axis = np.array([np.cos(th), np.sin(th)])
-    legs = []
-    for sign, q1, foot in ((-1.0, state[3], pts[5]), (1.0, state[5], pts[6])):
-        h = np.array([x, z]) + sign * hip * axis
-        phi = th + q1
-        knee = h + l1 * np.array([np.sin(phi), -np.cos(phi)])
-        legs.append(np.array([h, knee, foot]))
-    return [np.array([pts[7], pts[8]])] + legs
+from fastd3pg.render.scenes import cheetah_skeleton
 
 
 def filmstrip(states, path, env=None, every=10, title=None, max_frames=12):
@@ -46,7 +29,7 @@ def filmstrip(states, path, env=None, every=10, title=None, max_frames=12):
     n = len(poses)
     fig, axes = plt.subplots(1, n, figsize=(1.6 * n, 2.4), dpi=120, sharey=True, squeeze=False)
     for k, (ax, s) in enumerate(zip(axes[0], poses)):
-        torso, back, front = _skeleton(env, s)
+        torso, back, front = cheetah_skeleton(env, s)
         ax.plot(*torso.T, color="tab:brown", lw=3, solid_capstyle="round")
         ax.plot(*back.T, color="tab:blue", lw=1.5, marker="o", ms=2)
         ax.plot(*front.T, color="tab:orange", lw=1.5, marker="o", ms=2)
@@ -81,7 +64,8 @@ def rollout(env, seed=0, steps=200, policy=None):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m fastd3pg.render.draw_cheetah",
+                                     description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="cheetah.png")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--steps", type=int, default=200)

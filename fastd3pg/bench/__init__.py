@@ -1,7 +1,11 @@
 """``python -m fastd3pg.bench``: speed tables for every part of the library.
 
-Each part contributes a section: a module with ``tables(quick: bool) -> list[Table]``. Timings
-are medians of repeated runs after compilation, on one core.
+All benchmark code lives in this package, one module per section, each with
+``tables(quick: bool) -> list[Table]``: :mod:`~fastd3pg.bench.nn` (network kernels against
+NumPy's BLAS), :mod:`~fastd3pg.bench.physics` (simulator steps), :mod:`~fastd3pg.bench.control`
+(training throughput against the machine's GEMM rate, measured in the same run) and
+:mod:`~fastd3pg.bench.ilqr` (iLQR iterations). Timings are medians of repeated runs after
+compilation, on one core.
 
     python -m fastd3pg.bench                 # every section
     python -m fastd3pg.bench --only nn       # one section (nn, physics, control, ilqr)
@@ -17,10 +21,10 @@ import time
 from dataclasses import dataclass, field
 
 SECTIONS = {
-    "nn": "fastd3pg.nn.bench",
-    "physics": "fastd3pg.physics.bench",
-    "control": "fastd3pg.control.bench",
-    "ilqr": "fastd3pg.control.bench_ilqr",
+    "nn": "fastd3pg.bench.nn",
+    "physics": "fastd3pg.bench.physics",
+    "control": "fastd3pg.bench.control",
+    "ilqr": "fastd3pg.bench.ilqr",
 }
 
 
@@ -86,8 +90,15 @@ def header() -> str:
     )
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        sys.exit(2)
+
+
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m fastd3pg.bench", description=__doc__.split("\n")[0])
+    parser = _Parser(prog="python -m fastd3pg.bench",
+                     description="Speed tables for every part of fastd3pg.")
     parser.add_argument("--only", default="", help="comma-separated sections: " + ", ".join(SECTIONS))
     parser.add_argument("--quick", action="store_true", help="fewer repetitions")
     args = parser.parse_args(argv)
@@ -100,17 +111,7 @@ def main(argv=None) -> int:
     numba.set_num_threads(1)
     print(header(), flush=True)
     for name in chosen:
-        try:
-            module = importlib.import_module(SECTIONS[name])
-        except ModuleNotFoundError as err:
-            if err.name == SECTIONS[name]:
-                print(f"(section {name}: not built yet)\n")
-                continue
-            raise
+        module = importlib.import_module(SECTIONS[name])
         for table in module.tables(quick=args.quick):
             print(table.render() + "\n", flush=True)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

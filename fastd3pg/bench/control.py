@@ -1,0 +1,132 @@
+"""Training throughput: env steps/s with one gradient update per env step (batch 64, 64×64
+networks, float64, one core), after compilation, against the machine's arithmetic cap measured
+in the same run; and the compile time of a first run with an empty cache.
+
+The cap of a row is ``R / W``: ``R`` the single-thread GEMM rate that NumPy's BLAS reaches on
+the row's layer shapes (:func:`fastd3pg.bench.gemm.gemm_rate`, measured before and after the
+training rows, the better kept), ``W`` the matrix-product flops of one update
+(:func:`update_flops`). The fraction of the cap is ``steps/s × W / R``; the env step, acting
+and the element-wise work all count against it.
+"""
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+from fastd3pg.bench import Table
+from fastd3pg.bench.gemm import gemm_rate, mlp_flops
+
+
+def _agent(algo, env_name, steps):
+    from fastd3pg.physics import make
+    from fastd3pg.control import agent_class
+
+    cls = agent_class(algo)
+    config = cls.config_class(rollout_steps=1, train_steps=1)
+    return cls(make(env_name), config, seed=0, total_steps=steps)
+
+
+def update_flops(algo, agent) -> int:
+    """Matrix-product flops of one update of ``agent`` (``algo`` one of ddpg, d3pg, sac,
+    d3pg-sac), counted from the kernels it calls, with ``F`` a network's forward flops
+    (:func:`~fastd3pg.bench.gemm.mlp_flops`) and ``f`` those of its input layer:
+
+    forward ``F``; ``input_grad`` ``2F``; ``input_vjp`` ``F``; ``param_vjp`` ``2F - f`` (no
+    input cotangent); ``backward_value_and_input_grad`` ``5F - 2f`` (tangent pass, then the
+    reverse pass over primal and tangent rows). Per update:
+
+    - ddpg: target ``π'``, ``Q'`` (``F_a + F_c``); critic forward and ``param_vjp``
+      (``3F_c - f_c``); actor forward, critic ``input_grad``, actor ``param_vjp``
+      (``3F_a - f_a + 2F_c``): ``4F_a + 6F_c - f_a - f_c``.
+    - d3pg: targets with ``∇Q'`` and the actor's input cotangent (``2F_a + 2F_c``); critic
+      ``forward_input_grad`` and ``backward_value_and_input_grad`` (``7F_c - 2f_c``); actor as
+      ddpg: ``5F_a + 11F_c - f_a - 2f_c``.
+    - sac: target actor and two target critics (``F_a + 2F_c``); two critics
+      (``6F_c - 2f_c``); actor with both critics' ``input_grad`` (``3F_a - f_a + 4F_c``):
+      ``4F_a + 12F_c - f_a - 2f_c``.
+    - d3pg-sac: targets with both critics' ``∇Q'`` and the actor's input cotangent
+      (``2F_a + 4F_c``); two critics (``14F_c - 4f_c``); actor as sac:
+      ``5F_a + 22F_c - f_a - 4f_c``.
+
+    The parameter-noise adaptation (every ``noise_interval`` updates), the ``J_sᵀ v`` products
+    of the gradient targets and the element-wise work are not counted.
+    """
+    B = agent.config.batch_size
+    a, c = agent.actor.sizes, agent.critic.sizes
+    Fa, Fc = mlp_flops(a, B), mlp_flops(c, B)
+    fa, fc = 2 * B * int(a[0]) * int(a[1]), 2 * B * int(c[0]) * int(c[1])
+    counts = {
+        "ddpg": (4, 6, 1, 1),
+        "d3pg": (5, 11, 1, 2),
+        "sac": (4, 12, 1, 2),
+        "d3pg-sac": (5, 22, 1, 4),
+    }
+    ka, kc, ja, jc = counts[algo]
+    return ka * Fa + kc * Fc - ja * fa - jc * fc
+
+
+def steps_per_second(agent, steps=3000, warmup=300):
+    agent.train(warmup)  # compiles, fills the buffer past one batch
+    t0 = time.perf_counter()
+    agent.train(steps)
+    return steps / (time.perf_counter() - t0)
+
+
+def first_run_compile_seconds(algo="d3pg", env_name="Pendulum"):
+    """Wall time of a fresh process that imports the package and trains 100 steps with an
+    empty Numba cache (almost all of it compilation)."""
+    code = (f"from fastd3pg.bench.control import _agent; a = _agent({algo!r}, {env_name!r}, 200);"
+            " a.train(100)")
+    with tempfile.TemporaryDirectory() as cache:
+        env = dict(os.environ, NUMBA_CACHE_DIR=cache)
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-c", code], check=True, env=env)
+        return time.perf_counter() - t0
+
+
+def tables(quick=False):
+    from fastd3pg.physics import names
+    from fastd3pg.control import ALGOS
+
+    steps = 1000 if quick else 4000
+    repeat = 3 if quick else 7
+    tasks = ["Pendulum"] + [t for t in ("HalfCheetah", "RollingDie") if t in names()][:1]
+    algos = [a for a in ("ddpg", "d3pg", "sac", "d3pg-sac") if a in ALGOS]
+    measured = []
+    shapes = set()
+    for task in tasks:
+        for a in algos:
+            agent = _agent(a, task, steps + 300)
+            rate = steps_per_second(agent, steps)
+            measured.append((task, a, rate, update_flops(a, agent), agent.config.batch_size,
+                             (tuple(agent.actor.sizes), tuple(agent.critic.sizes))))
+            shapes.add((measured[-1][5], measured[-1][4]))
+    # The GEMM rate on each row's shapes, before and after the training rows were timed;
+    # training was timed in between, so the better of the two is the fairer cap on a shared
+    # machine.
+    caps = {}
+    for nets, batch in sorted(shapes):
+        caps[nets, batch] = gemm_rate([list(s) for s in nets], batch, repeat)
+    for nets, batch in sorted(shapes):
+        caps[nets, batch] = max(caps[nets, batch], gemm_rate([list(s) for s in nets], batch,
+                                                             repeat))
+    rows = []
+    ddpg = {task: rate for task, a, rate, *_ in measured if a == "ddpg"}
+    for task, a, rate, flops, batch, nets in measured:
+        cap = caps[nets, batch]
+        rows.append([task, a, rate, 1e3 / rate, ddpg.get(task, float("nan")) / rate,
+                     flops / 1e6, cap / 1e9, cap / flops, rate * flops / cap])
+    out = [Table("Training throughput (1 update per env step, batch 64, 64×64)",
+                 ["task", "algo", "env steps/s", "ms/step", "cost vs ddpg", "MFLOP/update",
+                  "GEMM GFLOP/s (1 thread)", "cap updates/s", "fraction of cap"],
+                 rows,
+                 note="cap = the single-thread NumPy/BLAS GEMM rate on the row's layer shapes "
+                      "(forward + vjp products of actor and critic, measured in this run) / "
+                      "the update's matrix-product flops; fraction = env steps/s / cap.")]
+    if not quick:
+        out.append(Table("Compilation (fresh process, empty cache)", ["what", "seconds"],
+                         [["import + first 100 D3PG steps on Pendulum",
+                           first_run_compile_seconds()]]))
+    return out
