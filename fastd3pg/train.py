@@ -46,6 +46,7 @@ from pathlib import Path
 import numpy as np
 
 import fastd3pg
+from fastd3pg._jit import compile_target
 from fastd3pg import control
 from fastd3pg.control import metrics
 from fastd3pg.control.configio import (ConfigError, apply_overrides, overrides_from_file,
@@ -63,7 +64,7 @@ CHECKPOINT_EVERY_S = 30.0  # default seconds of wall time between checkpoints
 RUN_FILES = ("config.json", "metrics.csv", "checkpoint.npz", "policy.npz", "curve.png")
 CHECKPOINT_FORMAT = "fastd3pg checkpoint 1"
 # config.json keys that a later invocation of the same run may change (--resume --steps N...).
-_PER_INVOCATION = ("version", "steps", "checkpoint_every", "eval_episodes")
+_PER_INVOCATION = ("version", "steps", "checkpoint_every", "eval_episodes", "compile_target")
 
 
 class TrainingError(RuntimeError):
@@ -415,6 +416,9 @@ def _train(environment, cls, cfg, sources, algo, seed, steps, out, resume, progr
         "eval_every": metrics.EVAL_EVERY,
         "checkpoint_every": checkpoint_every,
         "eval_episodes": eval_episodes,
+        # What bit-identical reruns depend on (see fastd3pg._jit): the kernels' compile target,
+        # the processor and Numba's version; of the latest invocation when resumed elsewhere.
+        "compile_target": compile_target(),
     }
     config_text = json.dumps(settings, indent=2) + "\n"
     normalize = metrics.normalizer(environment)

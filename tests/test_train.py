@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from fastd3pg import train
+from fastd3pg._jit import compile_target
 from fastd3pg.physics import make
 
 QUICK = dict(hidden=(16, 16), batch_size=16)
@@ -77,6 +78,7 @@ def test_run_writes_every_output_and_same_seed_gives_same_metrics(tmp_path):
     np.testing.assert_array_equal(res["return_raw"], a[:, 2])
     config = json.loads((tmp_path / "a" / "config.json").read_text())
     assert config["version"] and config["config"]["hidden"] == [16, 16] and config["seed"] == 3
+    assert config["compile_target"] == compile_target()  # what reruns depend on
 
 
 def test_resume_ends_with_the_same_numbers_as_an_uninterrupted_run(tmp_path):
