@@ -31,7 +31,8 @@ import numpy as np
 from fastd3pg._jit import jit
 from fastd3pg.nn import MLP
 from fastd3pg.nn import kernels as nnk
-from fastd3pg.nn.normalizer import normalizer_moments
+from fastd3pg.control import replay
+from fastd3pg.nn.normalizer import normalizer_moments, normalizer_update
 from fastd3pg.physics import dispatch
 
 STD_EPS = 1e-8  # added to σ_s before dividing (Baselines' normalizer)
@@ -401,6 +402,29 @@ def start_episode(task_id, p, rng, state, episode_t):
     """A fresh start state from ``rng`` into ``state``; the episode's step count to 0."""
     dispatch.reset(task_id, p, rng, state)
     episode_t[0] = 0
+
+
+@jit
+def step_and_store(p, task, norm, with_jacobians, stats, w, buf, J_s, J_a, dr_ds, dr_da):
+    """Alg. 1 lines 5-6: the env step from ``stats.state`` under the action ``w.a``, stored in
+    ``buf`` (with the step's Jacobians when ``with_jacobians``); then the observation statistics,
+    the step counters (``stats.total``, ``stats.episode_t``) and, at the episode's end, a fresh
+    start state. Returns the reward."""
+    s = stats.state
+    if with_jacobians:
+        r, terminated = dispatch.step_jac(task.task_id, p, s, w.a, w.s_next, J_s, J_a,
+                                          dr_ds, dr_da)
+    else:
+        r, terminated = dispatch.step(task.task_id, p, s, w.a, w.s_next)
+    replay.add(buf, s, w.a, r, w.s_next, terminated, J_s, J_a, dr_ds, dr_da)
+    if norm.on:
+        normalizer_update(stats.obs, s.reshape((1, s.shape[0])))
+    stats.total[0] += 1
+    stats.episode_t[0] += 1
+    s[:] = w.s_next
+    if terminated or stats.episode_t[0] >= task.horizon:
+        start_episode(task.task_id, p, stats.rng, stats.state, stats.episode_t)
+    return r
 
 
 @jit
