@@ -719,6 +719,9 @@ def main(argv=None) -> int:
     parser.add_argument("--eval-episodes", type=_count(1), default=1, metavar="K",
                         help="at the end, also report the mean normalized return of K episodes "
                              "of the final actor (1: only the paper's single-episode metric)")
+    parser.add_argument("--video", default=argparse.SUPPRESS, metavar="FILE",
+                        help="at the end, an animation of one episode of the final actor "
+                             "(.gif, or .mp4 where ffmpeg is installed)")
     args = parser.parse_args(argv)
     if args.algo not in ALGOS:
         parser.error(f"unknown algo {args.algo!r}; valid: {', '.join(ALGOS)}")
@@ -726,6 +729,14 @@ def main(argv=None) -> int:
         parser.error(f"unknown env {args.env!r}; valid: {', '.join(names())}")
     if args.resume and args.overwrite:
         parser.error("--resume and --overwrite exclude each other")
+    video = getattr(args, "video", None)
+    if video is not None:
+        from fastd3pg.render.animation import check_path
+
+        try:
+            check_path(video)  # before training, not after it
+        except ValueError as err:
+            parser.error(str(err))
     overrides = {k: getattr(args, k) for k in ("w1", "w2", "reg") if hasattr(args, k)}
     out = getattr(args, "out", None) or os.path.join("runs", args.env, args.algo,
                                                      f"seed{args.seed}")
@@ -744,6 +755,17 @@ def main(argv=None) -> int:
         print(f"{parser.prog}: error: {_one_line(err)}", file=sys.stderr)
         return 1
     _summary(result, out, time.perf_counter() - t0, args.steps)
+    if video is not None:
+        from fastd3pg.eval import write_video
+        from fastd3pg.physics import make
+
+        try:
+            frames = write_video(load_policy(out), make(args.env), video, seed=args.seed)
+        except (ValueError, OSError) as err:
+            print(f"{parser.prog}: error: {_one_line(err)}", file=sys.stderr)
+            return 1
+        print(f"video: {video} ({frames} frames, one episode of the final actor from a start "
+              f"state drawn with seed {args.seed})", flush=True)
     return 0
 
 
