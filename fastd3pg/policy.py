@@ -161,9 +161,14 @@ class Policy:
     def __call__(self, state):
         X, single = self._states(state)
         Z, _ = self._normalized(X)
-        with np.errstate(over="ignore", invalid="ignore"):
-            Y = numpy_forward(self.sizes, self.activation, self.output_activation,
-                              self.layer_norm, self.params, Z)
+        if not np.all(np.isfinite(Z)):  # only without the clip (obs_clip = inf)
+            raise self._overflow(X)
+        try:
+            with np.errstate(over="ignore", invalid="ignore"):
+                Y = numpy_forward(self.sizes, self.activation, self.output_activation,
+                                  self.layer_norm, self.params, Z)
+        except ValueError:  # the network's own overflow check
+            raise self._overflow(X) from None
         if not np.all(np.isfinite(Y)):
             raise self._overflow(X)
         Y = np.clip(Y, -1.0, 1.0)

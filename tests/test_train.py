@@ -408,7 +408,9 @@ def test_the_first_line_says_when_kernels_compile(tmp_path, monkeypatch):
     (empty / "metrics._random_returns-31.py311.nbi").write_bytes(b"")
     assert not train._cold_cache(train.agent_class("d3pg"))
     assert train._cold_cache(train.agent_class("sac"))
-    assert not train._cold_cache(train.agent_class("mpc"))  # its kernels live elsewhere
+    assert train._cold_cache(train.agent_class("mpc"))  # its own compiled loop is missing
+    (empty / "mpc.train_period-201.py311.nbi").write_bytes(b"")
+    assert not train._cold_cache(train.agent_class("mpc"))
     monkeypatch.setattr(train, "_cold_cache", lambda cls: True)
     stream = io.StringIO()
     train.run(env="MassPoint", algo="d3pg", steps=800, out=tmp_path / "run", progress=stream,
