@@ -35,6 +35,11 @@ Columns (``x`` is ``actor``: at ``(s, π(s))``, or ``stored``: at the buffer's `
 
 A cosine skips the samples where either vector is zero, a relative error those where the true
 gradient is zero; a statistic with no sample left (or a rollout that overflowed) is ``nan``.
+With one action (Pendulum, MassPoint) a ``da`` cosine is ±1, the agreement of signs: its mean
+is ``2p - 1`` for the fraction ``p`` of samples whose sign is right.
+
+Cost: one batched rollout of ``2 SAMPLES`` rows over the task's horizon per evaluation (with its
+adjoint sweep), plus a few network Jacobians in NumPy; nothing when diagnostics are off.
 """
 
 import numpy as np
