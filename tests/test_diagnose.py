@@ -162,3 +162,8 @@ def test_cli_flag(tmp_path, capsys):
     rows = _read(out / "diagnostics.csv")
     assert rows[0] == diagnose.HEADER and len(rows) == 2 and rows[1][0] == "800"
     assert "diagnostics.csv" not in capsys.readouterr().err
+
+
+def test_sac_refused(tmp_path):
+    with pytest.raises(ValueError, match="not available for sac"):
+        train.run(algo="sac", steps=800, out=tmp_path / "a", diagnose=True)
