@@ -8,10 +8,23 @@ physics. Keying the directory on the whole package's source makes every edit (an
 version) compile afresh, and never reuse stale machine code.
 
 ``NUMBA_CACHE_DIR``, if the user sets it, is honoured as the root of that directory.
+
+Compile target. Numba compiles for the host processor by default, and the kernels use fastmath
+``contract``/``reassoc``: with AVX-512 a reduction is split over 8 lanes, with AVX2 over 4, so the
+same run gives different bits on different processors, and chaotic training turns one ulp into
+a different learning curve. On x86-64 the package therefore pins the target to ``x86-64-v3``
+(AVX2 + FMA, which nearly every x86 processor of the last ten years has), when the host supports
+it. Then a run's numbers are the same on every such machine, given the same versions of this
+package, Numba/llvmlite and the C math library. ``FASTD3PG_CPU=host`` keeps Numba's own choice
+(the host's full instruction set), and a ``NUMBA_CPU_NAME`` set by the user always wins. The
+target is a process-wide Numba setting: it is applied when this module is imported, before any
+kernel is compiled, and only if no Numba function was compiled before (otherwise the host's
+target stays, and :func:`compile_target` says so). ``config.json`` records :func:`compile_target`.
 """
 
 import hashlib
 import os
+import platform
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -20,6 +33,57 @@ from numba.core import config as _numba_config
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 _cache_dir: str | None = None
+
+PORTABLE_CPU = "x86-64-v3"
+# What x86-64-v3 code needs of the processor (x86-64-v2's features, then AVX, AVX2, BMI1/2,
+# F16C, FMA, LZCNT, MOVBE, XSAVE), in LLVM's feature names.
+_PORTABLE_FEATURES = ("cx16", "popcnt", "sahf", "sse3", "sse4.1", "sse4.2", "ssse3", "avx",
+                      "avx2", "bmi", "bmi2", "f16c", "fma", "lzcnt", "movbe", "xsave")
+
+
+def _choose_target() -> str:
+    """Pin Numba's compile target (see the module docstring); returns why it is what it is."""
+    if os.environ.get("NUMBA_CPU_NAME"):
+        return "NUMBA_CPU_NAME"
+    if os.environ.get("FASTD3PG_CPU", "").lower() == "host":
+        return "FASTD3PG_CPU=host"
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return "host (not x86-64)"
+    from numba.core.registry import cpu_target
+
+    if "_toplevel_target_context" in vars(cpu_target):
+        return "host (Numba compiled code before fastd3pg was imported)"
+    import llvmlite.binding as ll
+
+    features = ll.get_host_cpu_features()
+    if not all(features.get(f, False) for f in _PORTABLE_FEATURES):
+        return "host (the processor lacks part of x86-64-v3)"
+    _numba_config.CPU_NAME = PORTABLE_CPU
+    _numba_config.CPU_FEATURES = ""  # only what the target name implies
+    return "portable"
+
+
+_TARGET_REASON = _choose_target()
+
+
+def _processor() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def compile_target() -> dict:
+    """The target the kernels are compiled for, why, and the processor running them."""
+    import llvmlite.binding as ll
+
+    cpu = _numba_config.CPU_NAME or ll.get_host_cpu_name()
+    return {"cpu_name": cpu, "reason": _TARGET_REASON, "processor": _processor(),
+            "numba": numba.__version__}
 
 
 def _source_hash() -> str:

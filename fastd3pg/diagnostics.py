@@ -2,7 +2,7 @@
 
 A differentiable simulator gives what no sampled return can: the true action value of the
 current policy and its derivatives with respect to the state and the action, against which a
-critic ``Q_φ`` and its input gradients (the quantities D3PG fits, PAPER.md §2) can be measured.
+critic ``Q_φ`` and its input gradients (the quantities D3PG fits, the paper's eq. 2) can be measured.
 
 :func:`true_q` is the action value of a deterministic policy by forward simulation, with its
 gradients by an adjoint (reverse) sweep; :func:`policy_jacobian` is the actor's action and
@@ -201,7 +201,7 @@ def true_q(env, policy, states, actions, gamma=0.99, horizon=None):
     ``V_t(s_t) = r(s_t, π(s_t)) + γ V_{t+1}(Γ(s_t, π(s_t)))`` and ``V_L = 0``. Its gradient
     ``λ_t = ∂V_t/∂s_t`` follows by the chain rule, with ``∂π_t = ∂π/∂s (s_t)``
     (:func:`policy_jacobian`) and the simulator's ``J_s,t``, ``J_a,t``, ``dr_ds_t``,
-    ``dr_da_t`` at ``(s_t, a_t)`` (PAPER.md §2)::
+    ``dr_da_t`` at ``(s_t, a_t)`` (the paper's eq. 2)::
 
         λ_L = 0
         λ_t = dr_ds_t + ∂π_tᵀ dr_da_t + γ (J_s,t + J_a,t ∂π_t)ᵀ λ_{t+1},     t = L-1, ..., 1

@@ -48,6 +48,7 @@ from pathlib import Path
 import numpy as np
 
 import fastd3pg
+from fastd3pg._jit import compile_target
 from fastd3pg import control
 from fastd3pg.control import metrics
 from fastd3pg.control.configio import (ConfigError, apply_overrides, overrides_from_file,
@@ -66,7 +67,7 @@ RUN_FILES = ("config.json", "metrics.csv", "checkpoint.npz", "policy.npz", "curv
              "diagnostics.csv")
 CHECKPOINT_FORMAT = "fastd3pg checkpoint 1"
 # config.json keys that a later invocation of the same run may change (--resume --steps N...).
-_PER_INVOCATION = ("version", "steps", "checkpoint_every", "eval_episodes")
+_PER_INVOCATION = ("version", "steps", "checkpoint_every", "eval_episodes", "compile_target")
 
 
 class TrainingError(RuntimeError):
@@ -487,6 +488,9 @@ def _train(environment, cls, cfg, sources, algo, seed, steps, out, resume, progr
         "eval_every": metrics.EVAL_EVERY,
         "checkpoint_every": checkpoint_every,
         "eval_episodes": eval_episodes,
+        # What bit-identical reruns depend on (see fastd3pg._jit): the kernels' compile target,
+        # the processor and Numba's version; of the latest invocation when resumed elsewhere.
+        "compile_target": compile_target(),
     }
     config_text = json.dumps(settings, indent=2) + "\n"
     normalize = metrics.normalizer(environment)
@@ -799,6 +803,9 @@ def main(argv=None) -> int:
     parser.add_argument("--eval-episodes", type=_count(1), default=1, metavar="K",
                         help="at the end, also report the mean normalized return of K episodes "
                              "of the final actor (1: only the paper's single-episode metric)")
+    parser.add_argument("--video", default=argparse.SUPPRESS, metavar="FILE",
+                        help="at the end, an animation of one episode of the final actor "
+                             "(.gif, or .mp4 where ffmpeg is installed)")
     parser.add_argument("--diagnose", action="store_true",
                         help="also write diagnostics.csv: at every evaluation, the critic's "
                              "value and input gradients against the simulator's ground truth "
@@ -810,6 +817,14 @@ def main(argv=None) -> int:
         parser.error(f"unknown env {args.env!r}; valid: {', '.join(names())}")
     if args.resume and args.overwrite:
         parser.error("--resume and --overwrite exclude each other")
+    video = getattr(args, "video", None)
+    if video is not None:
+        from fastd3pg.render.animation import check_path
+
+        try:
+            check_path(video)  # before training, not after it
+        except ValueError as err:
+            parser.error(str(err))
     overrides = {k: getattr(args, k) for k in ("w1", "w2", "reg") if hasattr(args, k)}
     out = getattr(args, "out", None) or os.path.join("runs", args.env, args.algo,
                                                      f"seed{args.seed}")
@@ -828,6 +843,17 @@ def main(argv=None) -> int:
         print(f"{parser.prog}: error: {_one_line(err)}", file=sys.stderr)
         return 1
     _summary(result, out, time.perf_counter() - t0, args.steps)
+    if video is not None:
+        from fastd3pg.eval import write_video
+        from fastd3pg.physics import make
+
+        try:
+            frames = write_video(load_policy(out), make(args.env), video, seed=args.seed)
+        except (ValueError, OSError) as err:
+            print(f"{parser.prog}: error: {_one_line(err)}", file=sys.stderr)
+            return 1
+        print(f"video: {video} ({frames} frames, one episode of the final actor from a start "
+              f"state drawn with seed {args.seed})", flush=True)
     return 0
 
 

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from fastd3pg import train
+from fastd3pg._jit import compile_target
 from fastd3pg.physics import make
 
 QUICK = dict(hidden=(16, 16), batch_size=16)
@@ -77,6 +78,7 @@ def test_run_writes_every_output_and_same_seed_gives_same_metrics(tmp_path):
     np.testing.assert_array_equal(res["return_raw"], a[:, 2])
     config = json.loads((tmp_path / "a" / "config.json").read_text())
     assert config["version"] and config["config"]["hidden"] == [16, 16] and config["seed"] == 3
+    assert config["compile_target"] == compile_target()  # what reruns depend on
 
 
 def test_resume_ends_with_the_same_numbers_as_an_uninterrupted_run(tmp_path):
@@ -482,3 +484,26 @@ def test_kill_9_at_random_moments_loses_at_most_a_checkpoint_and_resume_matches(
     assert proc.returncode == 0, err
     assert _metrics_lines_without_wall(out / "metrics.csv") == \
         _metrics_lines_without_wall(reference / "metrics.csv"), f"kill moments {moments}"
+
+
+def test_video_writes_one_frame_per_step_of_an_episode_of_the_final_actor(tmp_path):
+    from PIL import Image
+
+    small = tmp_path / "small.toml"
+    small.write_text("hidden = [16, 16]\nbatch_size = 16\n")
+    gif = tmp_path / "episode.gif"
+    result = cli("--env", "Pendulum", "--algo", "ddpg", "--steps", "800", "--config", str(small),
+                 "--out", str(tmp_path / "run"), "--video", str(gif))
+    assert result.returncode == 0, result.stderr
+    assert f"video: {gif}" in result.stdout
+    with Image.open(gif) as image:
+        assert image.n_frames == make("Pendulum").horizon + 1  # the start state, then each step
+
+
+def test_a_video_path_that_cannot_be_written_is_refused_before_training(tmp_path):
+    for path, message in ((tmp_path / "episode.avi", "unknown format"),
+                          (tmp_path / "missing" / "episode.gif", "no directory")):
+        result = cli("--steps", "800", "--out", str(tmp_path / "run"), "--video", str(path))
+        assert result.returncode == 2 and message in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+        assert not (tmp_path / "run").exists()

@@ -4,7 +4,7 @@ loss, acting and evaluation, seeds and the initial actor, settings and checkpoin
 Every algorithm file (``d3pg.py``, ``sac.py``, ``td3.py``, ``gd.py``, ``mpc.py``) builds on this
 module and on no other algorithm's file.
 
-Observation normalization (PAPER.md §2, Baselines' DDPG). The networks see
+Observation normalization (the paper's §4.2, Baselines' DDPG). The networks see
 
     s̃ = clip((s - μ_s)/(σ_s + STD_EPS), ±c),     ∂s̃/∂s = 1/(σ_s + STD_EPS) where the clip is
                                                  inactive, 0 where it is active,
@@ -31,7 +31,8 @@ import numpy as np
 from fastd3pg._jit import jit
 from fastd3pg.nn import MLP
 from fastd3pg.nn import kernels as nnk
-from fastd3pg.nn.normalizer import normalizer_moments
+from fastd3pg.control import replay
+from fastd3pg.nn.normalizer import normalizer_moments, normalizer_update
 from fastd3pg.physics import dispatch
 
 STD_EPS = 1e-8  # added to σ_s before dividing (Baselines' normalizer)
@@ -54,7 +55,7 @@ class Normalization(NamedTuple):
 
 
 class CriticLoss(NamedTuple):
-    """The regularized critic loss of PAPER.md §2 (one critic; called once per critic)."""
+    """The regularized critic loss of Algorithm 1 (one critic; called once per critic)."""
 
     gradients: bool  # fit the gradient targets at all (w1 > 0 or w2 > 0)
     w1: float  # weight of ‖∇_a Q - g_a‖²
@@ -222,7 +223,7 @@ def normalize_states(S, mean, std, clip, out, mask):
 # -- eq. 2 and the regularized critic loss --------------------------------------------------------
 @jit
 def gradient_targets(buf, idx, gamma, V, GS, GA):
-    """PAPER.md eq. 2 for the transitions ``idx``: ``g_s = dr/ds + γ (1 - done) J_sᵀ v``,
+    """The paper's eq. 2 for the transitions ``idx``: ``g_s = dr/ds + γ (1 - done) J_sᵀ v``,
     ``g_a = dr/da + γ (1 - done) J_aᵀ v``, from ``v`` (raw coordinates) in ``V``."""
     n = V.shape[1]
     for b in range(idx.shape[0]):
@@ -315,17 +316,19 @@ def cosine_gradient_terms(loss, G, dS, dA, mask, w1, w2, inv_n, H, b):
 @jit
 def critic_l2(phi, l2_ranges, l2, dphi, loss):
     """``loss`` plus ``l2 Σ ‖W‖²/2`` over the ranges ``l2_ranges`` of ``phi``; its gradient added
-    into ``dphi``."""
+    into ``dphi``. Two loops: the gradient's vectorizes, the loss keeps its sequential order."""
     for r in range(l2_ranges.shape[0]):
-        for k in range(l2_ranges[r, 0], l2_ranges[r, 1]):
+        lo, hi = l2_ranges[r, 0], l2_ranges[r, 1]
+        for k in range(lo, hi):
             dphi[k] += l2 * phi[k]
+        for k in range(lo, hi):
             loss += 0.5 * l2 * phi[k] * phi[k]
     return loss
 
 
 @jit
 def critic_gradient(spec_c, phi, l2_ranges, cl, clip, mu_q, sigma_q, buf, mb):
-    """∂L/∂φ of the regularized critic loss (PAPER.md §2, in normalized coordinates) of the
+    """∂L/∂φ of the regularized critic loss (Algorithm 1, in normalized coordinates) of the
     critic ``phi`` on the transitions ``mb.idx`` into ``mb.dphi``; returns L. Needs the targets
     ``mb.Y`` (and ``mb.GS``, ``mb.GA`` with ``cl.gradients``), the moments in ``mb``, and the
     return moments ``mu_q``, ``sigma_q`` (0, 1 without PopArt)."""
@@ -399,6 +402,29 @@ def start_episode(task_id, p, rng, state, episode_t):
     """A fresh start state from ``rng`` into ``state``; the episode's step count to 0."""
     dispatch.reset(task_id, p, rng, state)
     episode_t[0] = 0
+
+
+@jit
+def step_and_store(p, task, norm, with_jacobians, stats, w, buf, J_s, J_a, dr_ds, dr_da):
+    """Alg. 1 lines 5-6: the env step from ``stats.state`` under the action ``w.a``, stored in
+    ``buf`` (with the step's Jacobians when ``with_jacobians``); then the observation statistics,
+    the step counters (``stats.total``, ``stats.episode_t``) and, at the episode's end, a fresh
+    start state. Returns the reward."""
+    s = stats.state
+    if with_jacobians:
+        r, terminated = dispatch.step_jac(task.task_id, p, s, w.a, w.s_next, J_s, J_a,
+                                          dr_ds, dr_da)
+    else:
+        r, terminated = dispatch.step(task.task_id, p, s, w.a, w.s_next)
+    replay.add(buf, s, w.a, r, w.s_next, terminated, J_s, J_a, dr_ds, dr_da)
+    if norm.on:
+        normalizer_update(stats.obs, s.reshape((1, s.shape[0])))
+    stats.total[0] += 1
+    stats.episode_t[0] += 1
+    s[:] = w.s_next
+    if terminated or stats.episode_t[0] >= task.horizon:
+        start_episode(task.task_id, p, stats.rng, stats.state, stats.episode_t)
+    return r
 
 
 @jit

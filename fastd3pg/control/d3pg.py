@@ -1,6 +1,6 @@
 """D3PG (hybrid DDPG, Algorithm 1 of the paper) and DDPG (the same with ``w1 = w2 = 0``).
 
-Reads like PAPER.md §2; the comments give Algorithm 1's line numbers. On top of OpenAI
+Reads like the paper's Algorithm 1; the comments give Algorithm 1's line numbers. On top of OpenAI
 Baselines' DDPG (adaptive parameter-space noise, observation normalization, normalized Q with
 PopArt rescaling, layer norm, critic L2), the replay buffer also stores each transition's
 Jacobians and reward gradients, and the critic is fitted to the gradients of its TD target:
@@ -34,7 +34,6 @@ from fastd3pg.control.configio import ConfigError, require
 from fastd3pg.nn import MLP, adam_step, polyak
 from fastd3pg.nn import kernels as nnk
 from fastd3pg.nn.normalizer import normalizer_update
-from fastd3pg.physics import dispatch
 from fastd3pg.policy import make_policy_arrays
 
 
@@ -315,7 +314,6 @@ def adapt_noise(spec_a, nets, stats, cfg, buf, mb):
 def train_period(n_steps, p, spec_a, spec_c, nets, stats, cfg, buf, work):
     """``n_steps`` env steps of Algorithm 1 with Baselines' cycle: after every
     ``rollout_steps`` env steps, ``train_steps`` updates. Returns the last critic loss."""
-    task = cfg.task.task_id
     w = work.act
     for _ in range(n_steps):
         if stats.episode_t[0] == 0:
@@ -323,17 +321,8 @@ def train_period(n_steps, p, spec_a, spec_c, nets, stats, cfg, buf, work):
             perturb(nets.theta, nets.noise_mask, stats.sigma[0], stats.rng, nets.theta_act)
         s = stats.state
         core.act(spec_a, nets.theta_act, stats.obs, cfg.obs, w, s)  # line 4
-        r, terminated = dispatch.step_jac(task, p, s, w.a, w.s_next, work.J_s, work.J_a,
-                                          work.dr_ds, work.dr_da)  # line 5
-        replay.add(buf, s, w.a, r, w.s_next, terminated, work.J_s, work.J_a,
-                   work.dr_ds, work.dr_da)  # line 6
-        if cfg.obs.on:
-            normalizer_update(stats.obs, s.reshape((1, s.shape[0])))
-        stats.total[0] += 1
-        stats.episode_t[0] += 1
-        s[:] = w.s_next
-        if terminated or stats.episode_t[0] >= cfg.task.horizon:
-            core.start_episode(task, p, stats.rng, stats.state, stats.episode_t)
+        core.step_and_store(p, cfg.task, cfg.obs, True, stats, w, buf, work.J_s, work.J_a,
+                            work.dr_ds, work.dr_da)  # lines 5-6
         if stats.total[0] % cfg.rollout_steps == 0 and buf.pos[0] >= cfg.batch_size:
             for _ in range(cfg.train_steps):
                 stats.critic_loss[0] = update(spec_a, spec_c, nets, stats, cfg, buf, work)

@@ -1,5 +1,5 @@
 """GD: a neural actor trained with Adam on the exact gradient of the episode return,
-back-propagated through the whole simulated episode (PAPER.md §5, the paper's "GD" baseline).
+back-propagated through the whole simulated episode (the paper's "GD" baseline, §5.2).
 
 The actor is D3PG's (same network, same initialisation). One update:
 
@@ -15,7 +15,7 @@ stored episode. With ``λ_t = ∂R_{≥t}/∂s_t`` the total derivative of the r
     λ_t = dr/ds_t + γ J_s,tᵀ λ_{t+1} + (∂a_t/∂s_t)ᵀ ā_t,   ∂a_t/∂s_t = ∂π/∂s̃ · diag(∂s̃/∂s)
     ∂R/∂θ = Σ_t γ^t (∂π_θ/∂θ (s̃_t))ᵀ ā_t
 
-``dr/ds``, ``dr/da``, ``J_s``, ``J_a`` are the simulator's (PAPER.md §2). The per-step actor
+``dr/ds``, ``dr/da``, ``J_s``, ``J_a`` are the simulator's (the paper's eq. 2). The per-step actor
 Jacobian products ``(∂π/∂s̃)ᵀ ā_t`` are input vector-Jacobian products on one state; the
 parameter sum is one batched reverse pass over the whole episode. The termination step is a
 piecewise-constant function of θ, so it contributes nothing (the gradient is that of the

@@ -1,4 +1,4 @@
-"""iLQR with control limits and receding-horizon MPC (PAPER.md §5, the paper's "MPC" baseline).
+"""iLQR with control limits and receding-horizon MPC (the paper's "MPC" baseline, §5.2).
 
 Planning problem. From ``x_0``, choose actions ``u_0 … u_{H-1} ∈ [-1, 1]^m`` to maximise the
 predicted return ``Σ_t r(x_t, u_t)``, ``x_{t+1} = Γ(x_t, u_t)``, i.e. minimise the cost
@@ -37,7 +37,7 @@ Gauss–Newton ``c_uu`` below may be singular.) Stops when the improvement is be
 the step ``mean_t max_i |k_t,i| / (|u_t,i| + 1)`` is below ``tol_grad`` with ``μ < 1e-5``.
 
 Second derivatives of the cost: Gauss–Newton. The simulators give first derivatives only. Every
-task's reward is bounded above by its ``max_reward`` (PAPER.md §6), so the shifted cost
+task's reward is bounded above by its ``max_reward`` (the paper's §5.2), so the shifted cost
 ``c̃ = max_reward - r ≥ 0`` is a sum of squares with the single residual ``ρ = √(2 c̃)``:
 ``c̃ = ½ ρ²``. Gauss–Newton keeps ``∇ρ ∇ρᵀ`` and drops ``ρ ∇²ρ``; with ``∇ρ = ∇c̃ / ρ``::
 
@@ -439,7 +439,7 @@ def mpc_episode(env, s0, U_init, horizon, iters_per_step=10, steps=None, mu0=1.0
     last action once the rollout is used up. Each step runs up to ``iters_per_step`` iLQR
     iterations (``first_iters`` for the first plan, default the same), applies the plan's first
     action, and records the predicted cumulative return: rewards received so far plus the
-    plan's predicted rewards over the rest of the episode it covers (PAPER.md §6).
+    plan's predicted rewards over the rest of the episode it covers (the paper's §5.2).
     """
     _check_env(env)
     n, m = env.state_dim, env.action_dim

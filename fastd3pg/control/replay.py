@@ -1,6 +1,6 @@
 """The replay buffer of Algorithm 1: transitions with their Jacobians, in preallocated arrays.
 
-Each slot holds ``(s, a, r, s', done, J_s, J_a, dr_ds, dr_da)`` (PAPER.md §2: the buffer also
+Each slot holds ``(s, a, r, s', done, J_s, J_a, dr_ds, dr_da)`` (Algorithm 1: the buffer also
 stores the simulator's derivatives, ``n² + n·m + n + m`` extra floats per transition). A buffer
 made with ``with_jacobians=False`` (plain DDPG, SAC) keeps zero-size derivative arrays. The
 arrays are a plain tuple so that compiled loops take them directly; ``count`` and ``head`` live

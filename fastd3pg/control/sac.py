@@ -1,5 +1,5 @@
 """SAC (Haarnoja et al. 2018, "Soft Actor-Critic Algorithms and Applications") and hybrid SAC
-(``d3pg-sac``: PAPER.md §2's gradient-fitting term added to each of SAC's critics, paper
+(``d3pg-sac``: the paper's eq. 2 gradient-fitting term added to each of SAC's critics, paper
 appendix A.2).
 
 SAC, as compiled here (one update per env step once a minibatch is stored; the first
@@ -19,7 +19,7 @@ SAC, as compiled here (one update per env step once a minibatch is stored; the f
 in that order (critics, then the actor against the updated critics, then α; the log-probs of
 the α step are those of the actor step, from the pre-update actor).
 
-Hybrid SAC fits each critic to the gradients of its target as well (PAPER.md §2's loss, with the
+Hybrid SAC fits each critic to the gradients of its target as well (the paper's eq. 2 loss, with the
 same ``w1``, ``w2``, ``reg``). The target is differentiated with the noise ε' held fixed, so
 ``a'`` is a smooth function of ``s'`` (reparameterization), and through the entropy term:
 
@@ -56,8 +56,6 @@ from fastd3pg.control import core, replay
 from fastd3pg.control.configio import ConfigError, require
 from fastd3pg.nn import MLP, adam_step, polyak
 from fastd3pg.nn import kernels as nnk
-from fastd3pg.nn.normalizer import normalizer_update
-from fastd3pg.physics import dispatch
 from fastd3pg.policy import make_policy_arrays
 
 
@@ -385,7 +383,6 @@ def train_period(n_steps, p, spec_a, spec_c, nets, stats, cfg, buf, work):
     """``n_steps`` env steps of SAC: uniform random actions for the first ``warmup_steps``, then
     samples of π; every ``rollout_steps`` env steps, ``train_steps`` updates once a batch is
     stored. Returns the last critic loss."""
-    task = cfg.task.task_id
     w = work.act
     a = w.a
     m = a.shape[0]
@@ -396,20 +393,8 @@ def train_period(n_steps, p, spec_a, spec_c, nets, stats, cfg, buf, work):
                 a[j] = 2.0 * _rng.uniform(stats.rng) - 1.0
         else:
             act_stochastic(spec_a, nets.theta, stats, cfg, w, s)
-        if cfg.loss.gradients:
-            r, terminated = dispatch.step_jac(task, p, s, a, w.s_next, work.J_s, work.J_a,
-                                              work.dr_ds, work.dr_da)
-        else:
-            r, terminated = dispatch.step(task, p, s, a, w.s_next)
-        replay.add(buf, s, a, r, w.s_next, terminated, work.J_s, work.J_a,
-                   work.dr_ds, work.dr_da)
-        if cfg.obs.on:
-            normalizer_update(stats.obs, s.reshape((1, s.shape[0])))
-        stats.total[0] += 1
-        stats.episode_t[0] += 1
-        s[:] = w.s_next
-        if terminated or stats.episode_t[0] >= cfg.task.horizon:
-            core.start_episode(task, p, stats.rng, stats.state, stats.episode_t)
+        core.step_and_store(p, cfg.task, cfg.obs, cfg.loss.gradients, stats, w, buf, work.J_s,
+                            work.J_a, work.dr_ds, work.dr_da)
         if stats.total[0] % cfg.rollout_steps == 0 and buf.pos[0] >= cfg.batch_size:
             for _ in range(cfg.train_steps):
                 stats.critic_loss[0] = update(spec_a, spec_c, nets, stats, cfg, buf, work)

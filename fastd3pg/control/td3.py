@@ -1,5 +1,5 @@
 """TD3 (Fujimoto et al. 2018, "Addressing Function Approximation Error in Actor-Critic Methods")
-and hybrid TD3 (``d3pg-td3``: PAPER.md §2's gradient-fitting term added to each of TD3's
+and hybrid TD3 (``d3pg-td3``: the paper's eq. 2 gradient-fitting term added to each of TD3's
 critics).
 
 TD3, as compiled here (one update per env step once a minibatch is stored; the first
@@ -14,7 +14,7 @@ TD3, as compiled here (one update per env step once a minibatch is stored; the f
     actor       J(θ) = -1/N Σ Q_1(s̃, π_θ(s̃))                     (critic 1 only, as Fujimoto)
     targets     θ' ← τ θ + (1 - τ) θ',   φ'_i ← τ φ_i + (1 - τ) φ'_i
 
-Hybrid TD3 fits each critic to the gradients of its target as well (PAPER.md §2's loss, with
+Hybrid TD3 fits each critic to the gradients of its target as well (the paper's eq. 2 loss, with
 the same ``w1``, ``w2``, ``reg``). The target is differentiated with the smoothing noise ε̃'
 held fixed, through the critic attaining the min and through the smoothed target action; the
 clip of ``a'`` at ±1 has zero derivative where it is active:
@@ -45,8 +45,6 @@ from fastd3pg.control import core, replay
 from fastd3pg.control.configio import ConfigError, require
 from fastd3pg.nn import MLP, adam_step, polyak
 from fastd3pg.nn import kernels as nnk
-from fastd3pg.nn.normalizer import normalizer_update
-from fastd3pg.physics import dispatch
 from fastd3pg.policy import make_policy_arrays
 
 
@@ -311,7 +309,6 @@ def train_period(n_steps, p, spec_a, spec_c, nets, stats, cfg, buf, work):
     """``n_steps`` env steps of TD3: uniform random actions for the first ``warmup_steps``, then
     the actor's with Gaussian noise; every ``rollout_steps`` env steps, ``train_steps`` updates
     once a batch is stored. Returns the last critic loss."""
-    task = cfg.task.task_id
     w = work.act
     a = w.a
     m = a.shape[0]
@@ -322,20 +319,8 @@ def train_period(n_steps, p, spec_a, spec_c, nets, stats, cfg, buf, work):
                 a[j] = 2.0 * _rng.uniform(stats.rng) - 1.0
         else:
             explore(spec_a, nets.theta, stats, cfg, w, s)
-        if cfg.loss.gradients:
-            r, terminated = dispatch.step_jac(task, p, s, a, w.s_next, work.J_s, work.J_a,
-                                              work.dr_ds, work.dr_da)
-        else:
-            r, terminated = dispatch.step(task, p, s, a, w.s_next)
-        replay.add(buf, s, a, r, w.s_next, terminated, work.J_s, work.J_a,
-                   work.dr_ds, work.dr_da)
-        if cfg.obs.on:
-            normalizer_update(stats.obs, s.reshape((1, s.shape[0])))
-        stats.total[0] += 1
-        stats.episode_t[0] += 1
-        s[:] = w.s_next
-        if terminated or stats.episode_t[0] >= cfg.task.horizon:
-            core.start_episode(task, p, stats.rng, stats.state, stats.episode_t)
+        core.step_and_store(p, cfg.task, cfg.obs, cfg.loss.gradients, stats, w, buf, work.J_s,
+                            work.J_a, work.dr_ds, work.dr_da)
         if stats.total[0] % cfg.rollout_steps == 0 and buf.pos[0] >= cfg.batch_size:
             for _ in range(cfg.train_steps):
                 stats.critic_loss[0] = update(spec_a, spec_c, nets, stats, cfg, buf, work)

@@ -3,7 +3,7 @@
 >>> from fastd3pg.physics import make, names
 >>> env = make("MassPoint")
 >>> state, info = env.reset(seed=0)
->>> tr = env.transition(state, [1.0])   # next_state, reward, terminated, J_s, J_a, dr_ds, dr_da
+>>> tr = env.transition(state, [0.5])   # next_state, reward, terminated, J_s, J_a, dr_ds, dr_da
 
 The tasks are listed once, in :mod:`fastd3pg.physics.registry`.
 """

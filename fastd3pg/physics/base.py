@@ -10,7 +10,7 @@ arrays (the Brax pattern: the step is a function of ``(params, state, action)``)
     the next state into ``out``.
 ``step_jac(p, s, a, out, J_s, J_a, dr_ds, dr_da) -> (reward, terminated)``
     the same, plus ``J_s = ∂s'/∂s`` (n×n), ``J_a = ∂s'/∂a`` (n×m) and the total reward
-    derivatives ``dr_ds``, ``dr_da`` (PAPER.md §2), all written into the given arrays.
+    derivatives ``dr_ds``, ``dr_da`` (the paper's eq. 2), all written into the given arrays.
 
 ``p`` is the task's float64 parameter vector (physical constants; ``Env.param_names`` names
 its entries). Kernels receive the raw action and clip it to [-1, 1] themselves; a clipped

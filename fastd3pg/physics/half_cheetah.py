@@ -1,5 +1,5 @@
 """HalfCheetah: a planar articulated runner with hard (complementarity) ground contact
-(PAPER.md §4: like MuJoCo's half cheetah, but with two links per leg).
+(the paper's §5.1: like MuJoCo's half cheetah, but with two links per leg).
 
 Body (all links are uniform rods in the x–z plane, x forward, z up; angles counter-clockwise)
     * torso: mass ``torso_mass = 6`` kg, length ``2 torso_half_length = 1`` m, inertia

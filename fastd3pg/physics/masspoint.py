@@ -1,4 +1,4 @@
-"""MassPoint: the paper's 1-D motivating example (PAPER.md §3, paper §3.3 and Figure 2).
+"""MassPoint: the paper's 1-D motivating example (the paper's §3.3 and Figure 2).
 
 State
     ``[x]``, the point's position.

@@ -1,5 +1,5 @@
 """RollingDie: a 2-D rigid die thrown onto the ground, with impulse-based collisions
-(PAPER.md §4, paper §5.1 and Figure 3).
+(the paper's §5.1 and Figure 3).
 
 The die is a square of half-size ``h`` (side ``2h``), mass ``m`` and moment of inertia
 ``I = m (2h)² / 6`` about its centre, under gravity ``g`` above a flat ground ``y = 0``.

@@ -100,7 +100,7 @@ def test_gradient_targets_match_finite_differences_through_the_simulator(task):
 
 
 def critic_loss(agent, phi):
-    """L(φ) of PAPER.md §2 in normalized coordinates, recomputed in NumPy."""
+    """L(φ) of the paper's Algorithm 1 in normalized coordinates, recomputed in NumPy."""
     a, cfg = agent, agent.config
     n = a.env.state_dim
     mu, sigma = ret_moments(a)

@@ -45,3 +45,15 @@ def test_resumed_run_gives_the_numbers_of_an_uninterrupted_one(tmp_path):
 def test_acrobot_is_refused():
     with pytest.raises(ValueError, match="differentiable reward"):
         MPCAgent(make("Acrobot"), MPCConfig(), seed=0)
+
+
+def test_compiled_sum_follows_numpys_order():
+    # The compiled loop sums a plan's predicted rewards with numpy_sum so that MPC's numbers
+    # are those of the Python loop it replaced: NumPy's pairwise order, reproduced exactly
+    # (no fast-math on either side), so the comparison is exact.
+    from fastd3pg.control.mpc import numpy_sum
+
+    rng = np.random.default_rng(0)
+    for n in [1, 7, 8, 9, 50, 127, 128, 129, 300, 1001]:
+        a = rng.standard_normal(n + 3) * 10.0 ** rng.uniform(-3, 3, n + 3)
+        assert numpy_sum(a, 2, 2 + n) == a[2:2 + n].sum()

@@ -119,7 +119,7 @@ def test_plain_sac_targets_equal_the_hybrid_ones():
 
 
 def critic_loss(a, phi):
-    """One critic's loss of PAPER.md §2 (normalized states, no PopArt), in NumPy."""
+    """One critic's loss of the paper's Algorithm 1 (normalized states, no PopArt), in NumPy."""
     cfg, n = a.config, a.env.state_dim
     S = a.buf.s[a.work.batch.idx]
     X = np.hstack([normalized(a, S), a.buf.a[a.work.batch.idx]])

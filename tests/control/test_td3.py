@@ -123,7 +123,7 @@ def test_plain_td3_targets_equal_the_hybrid_ones():
 
 
 def critic_loss(a, phi):
-    """One critic's loss of PAPER.md §2 (normalized states, no PopArt), in NumPy."""
+    """One critic's loss of the paper's Algorithm 1 (normalized states, no PopArt), in NumPy."""
     cfg, n, mb = a.config, a.env.state_dim, a.work.batch
     S = a.buf.s[mb.idx]
     X = np.hstack([normalized(a, S), a.buf.a[mb.idx]])
