@@ -2,15 +2,17 @@
 
     python -m fastd3pg.train --env Pendulum --algo d3pg --seed 0 --steps 20000 --out DIR
             [--w1 1.0 --w2 1.0 --reg l2|cosine] [--config FILE.toml] [--resume | --overwrite]
-            [--checkpoint-every SECONDS] [--eval-episodes K]
+            [--checkpoint-every SECONDS] [--eval-episodes K] [--diagnose]
 
 Every setting comes from, in increasing priority: the algorithm's config dataclass, the task's
 tuned file ``fastd3pg/configs/<env>.toml`` (package data), ``--config FILE``, then the flags.
 The output directory receives ``config.json`` (every setting used), ``metrics.csv`` (one row
 per evaluation), ``policy.npz`` (the final actor, loadable without pickle), ``curve.png`` and
-``checkpoint.npz`` (for ``--resume``). Every file is written to a temporary file beside it and
-renamed into place, so a file on disk is always either the previous or the new complete
-version; files are created with the permissions the umask allows.
+``checkpoint.npz`` (for ``--resume``); with ``--diagnose`` also ``diagnostics.csv`` (one row per
+evaluation: the critic's and the TD target's values and input gradients against the simulator's
+ground truth; columns in :mod:`fastd3pg.diagnose`). Every file is written to a temporary file
+beside it and renamed into place, so a file on disk is always either the previous or the new
+complete version; files are created with the permissions the umask allows.
 
 Training runs in compiled periods of ``eval_every`` timesteps; between periods Python
 evaluates, logs and, every ``checkpoint_every`` seconds of wall time (and at the end),
@@ -61,7 +63,8 @@ agent_class = control.agent_class
 METRICS_HEADER = ["timesteps", "wall_s", "return_raw", "return_mean", "return_history"]
 CHECKPOINT_EVERY_S = 30.0  # default seconds of wall time between checkpoints
 # The files of a run; a directory holding any of them holds a run.
-RUN_FILES = ("config.json", "metrics.csv", "checkpoint.npz", "policy.npz", "curve.png")
+RUN_FILES = ("config.json", "metrics.csv", "checkpoint.npz", "policy.npz", "curve.png",
+             "diagnostics.csv")
 CHECKPOINT_FORMAT = "fastd3pg checkpoint 1"
 # config.json keys that a later invocation of the same run may change (--resume --steps N...).
 _PER_INVOCATION = ("version", "steps", "checkpoint_every", "eval_episodes", "compile_target")
@@ -125,19 +128,80 @@ def _metrics_text(rows) -> str:
     return buf.getvalue()
 
 
-def plot_curve(rows, path: Path, title: str):
-    """``curve.png``: normalized ``return_mean`` and ``return_history`` against timesteps."""
+def _diagnostics_text(rows) -> str:
+    """``diagnostics.csv`` from its rows (lists of values, or lines kept from the file)."""
+    from fastd3pg.diagnose import HEADER
+
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(HEADER)
+    for row in rows:
+        if isinstance(row, str):
+            buf.write(row + "\n")
+        else:
+            writer.writerow([int(row[0])] + [repr(float(x)) for x in row[1:]])
+    return buf.getvalue()
+
+
+def _kept_diagnostics(path: Path, t: int) -> list:
+    """The lines of ``diagnostics.csv`` up to timestep ``t`` (those of a resumed run's
+    checkpoint; later rows are computed again); none where the file is missing."""
+    from fastd3pg.diagnose import HEADER
+
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return []
+    except (OSError, ValueError) as err:
+        raise TrainingError(f"--resume: cannot read {path} ({err}); delete it to have it "
+                            "written again from this point") from None
+    if not lines or lines[0] != ",".join(HEADER):
+        raise TrainingError(f"--resume: {path} is not this version's diagnostics.csv (its "
+                            "header differs); delete it to have it written again")
+    kept = []
+    for line in lines[1:]:
+        try:
+            step = int(line.split(",", 1)[0])
+        except ValueError:
+            raise TrainingError(f"--resume: {path} is damaged (a row without a timestep); "
+                                "delete it to have it written again") from None
+        if step <= t:
+            kept.append(line)
+    return kept
+
+
+def plot_curve(rows, path: Path, title: str, diagnostics=None):
+    """``curve.png``: normalized ``return_mean`` and ``return_history`` against timesteps; with
+    ``diagnostics`` (rows of ``diagnostics.csv``) a second panel, the cosines of the critic's
+    ``∇_s Q`` and ``∇_a Q`` against the simulator's truth at the actor's actions."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     rows = np.asarray(rows, dtype=np.float64).reshape(-1, len(METRICS_HEADER))
-    fig, ax = plt.subplots(figsize=(6, 3.6), dpi=120)
+    if diagnostics:
+        from fastd3pg.diagnose import HEADER
+
+        table = np.array([[float(x) for x in (r.split(",") if isinstance(r, str) else r)]
+                          for r in diagnostics]).reshape(-1, len(HEADER))
+        fig, (ax, dax) = plt.subplots(2, 1, figsize=(6, 6), dpi=120, sharex=True)
+        for name, label in (("critic_ds_cos_actor", "cos(∇_s Q, truth)"),
+                            ("critic_da_cos_actor", "cos(∇_a Q, truth)")):
+            dax.plot(table[:, 0], table[:, HEADER.index(name)], lw=1.5, label=label)
+        dax.axhline(0.0, color="grey", lw=0.8, ls=":")
+        dax.set_ylim(-1.05, 1.05)
+        dax.set_xlabel("timesteps")
+        dax.set_ylabel("cosine (actor's action)")
+        dax.legend(loc="lower right", fontsize=8)
+        dax.grid(alpha=0.3)
+    else:
+        fig, ax = plt.subplots(figsize=(6, 3.6), dpi=120)
     ax.plot(rows[:, 0], rows[:, 3], lw=1, alpha=0.6, label="return_mean")
     ax.plot(rows[:, 0], rows[:, 4], lw=2, label="return_history")
     ax.axhline(0.0, color="grey", lw=0.8, ls=":")
-    ax.set_xlabel("timesteps")
+    if not diagnostics:
+        ax.set_xlabel("timesteps")
     ax.set_ylabel("normalized return")
     ax.set_title(title, fontsize=10)
     ax.legend(loc="lower right", fontsize=8)
@@ -342,7 +406,7 @@ def _cold_cache(cls) -> bool:
 
 def run(env="Pendulum", algo="d3pg", seed=0, steps=20000, out=None, config=None,
         resume=False, progress=None, *, overwrite=False, checkpoint_every=CHECKPOINT_EVERY_S,
-        eval_episodes=1, **overrides):
+        eval_episodes=1, diagnose=False, **overrides):
     """Train ``algo`` on ``env`` and return the metrics as a dict of arrays (the columns of
     ``metrics.csv``; with ``eval_episodes`` K > 1 also ``eval_returns``, the normalized
     returns of K episodes of the final actor from seeded start states).
@@ -351,7 +415,9 @@ def run(env="Pendulum", algo="d3pg", seed=0, steps=20000, out=None, config=None,
     ``progress`` a stream for the progress line (None: silent). ``out`` (default
     ``runs/<env>/<algo>/seed<k>``) must not hold a run already unless ``resume`` (continue its
     checkpoint) or ``overwrite`` (replace it). ``checkpoint_every``: seconds of wall time
-    between checkpoints (0: after every evaluation); it changes no number. Bad arguments raise
+    between checkpoints (0: after every evaluation); it changes no number. ``diagnose``: also
+    write ``diagnostics.csv`` (:mod:`fastd3pg.diagnose`; algorithms with a critic, SAC aside);
+    it changes no number of ``metrics.csv``. Bad arguments raise
     ``ValueError``; unusable files and directories :class:`TrainingError`, before anything in
     ``out`` is changed."""
     from fastd3pg.physics import make, names
@@ -360,6 +426,7 @@ def run(env="Pendulum", algo="d3pg", seed=0, steps=20000, out=None, config=None,
     steps = _check_int("steps", steps, 1)
     eval_episodes = _check_int("eval_episodes", eval_episodes, 1)
     resume, overwrite = _check_bool("resume", resume), _check_bool("overwrite", overwrite)
+    diagnose = _check_bool("diagnose", diagnose)
     if resume and overwrite:
         raise ValueError("resume and overwrite exclude each other")
     if (isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, (int, float))
@@ -373,6 +440,10 @@ def run(env="Pendulum", algo="d3pg", seed=0, steps=20000, out=None, config=None,
     if algo == "mpc" and eval_episodes > 1:
         raise ValueError("eval_episodes applies to trained actors; mpc's metric is its "
                          "predicted return and its policy.npz holds the untrained initial actor")
+    if diagnose and not hasattr(agent_class(algo), "critic_snapshot"):
+        raise ValueError(f"diagnose measures a critic; {algo} has none" if algo in ("gd", "mpc")
+                         else f"diagnose is not available for {algo} (only for d3pg, ddpg, "
+                              "td3 and d3pg-td3)")
     _check_path("out", out)
     _check_path("config", config)
     if progress is not None and not callable(getattr(progress, "write", None)):
@@ -393,13 +464,14 @@ def run(env="Pendulum", algo="d3pg", seed=0, steps=20000, out=None, config=None,
         notice = _CompileNotice(progress, cls)
         try:
             return _train(environment, cls, cfg, sources, algo, seed, steps, out, resume,
-                          progress, overwrite, float(checkpoint_every), eval_episodes, notice)
+                          progress, overwrite, float(checkpoint_every), eval_episodes, notice,
+                          diagnose)
         finally:
             notice.done()
 
 
 def _train(environment, cls, cfg, sources, algo, seed, steps, out, resume, progress, overwrite,
-           checkpoint_every, eval_episodes, notice):
+           checkpoint_every, eval_episodes, notice, diagnose=False):
     env = environment.name
     settings = {
         "package": "fastd3pg",
@@ -426,8 +498,10 @@ def _train(environment, cls, cfg, sources, algo, seed, steps, out, resume, progr
 
     rows, t, wall0 = [], 0, 0.0
     checkpoint = out / "checkpoint.npz"
+    diagnosed = out / "diagnostics.csv"
     if resume:
         rows, t, wall0 = _load_checkpoint(checkpoint, agent, settings)
+    diag_rows = _kept_diagnostics(diagnosed, t) if resume and diagnose else []
     _remove_temporary_files(out)
     if overwrite:
         for name in RUN_FILES:
@@ -436,6 +510,8 @@ def _train(environment, cls, cfg, sources, algo, seed, steps, out, resume, progr
     _write_text(out / "config.json", config_text)
     if rows:  # the checkpoint's record (rows written after it are computed again)
         _write_text(out / "metrics.csv", _metrics_text(rows))
+    if diagnose and (diag_rows or diagnosed.exists()):
+        _write_text(diagnosed, _diagnostics_text(diag_rows))
     history = metrics.History(row[3] for row in rows)
 
     bar = _Progress(progress, steps)
@@ -465,6 +541,11 @@ def _train(environment, cls, cfg, sources, algo, seed, steps, out, resume, progr
             plateau = hasattr(agent, "done") and agent.done()  # an early-stop rule (gd)
             bar.update(t, wall, rate, rows[-1], final=t >= steps or plateau)
             _write_text(out / "metrics.csv", _metrics_text(rows))
+            if diagnose:  # NumPy on copies of the agent's arrays, from a stream of its own
+                from fastd3pg.diagnose import fidelity
+
+                diag_rows.append(fidelity(environment, agent, seed, t))
+                _write_text(diagnosed, _diagnostics_text(diag_rows))
             if (flag.stop or plateau or t >= steps
                     or time.perf_counter() - last_checkpoint >= checkpoint_every):
                 _save_checkpoint(checkpoint, agent, settings, config_text, rows, t, wall)
@@ -476,7 +557,7 @@ def _train(environment, cls, cfg, sources, algo, seed, steps, out, resume, progr
                 break
     policy_arrays = agent.policy_arrays()
     _write_npz(out / "policy.npz", policy_arrays)
-    plot_curve(rows, out / "curve.png", f"{algo} on {env}, seed {seed}")
+    plot_curve(rows, out / "curve.png", f"{algo} on {env}, seed {seed}", diag_rows)
     if interrupted:
         raise KeyboardInterrupt(f"interrupted at timestep {t}; resume with --resume (--out {out})")
     table = np.asarray(rows, dtype=np.float64).reshape(-1, len(METRICS_HEADER))
@@ -642,6 +723,9 @@ output files (in --out):
   policy.npz      the final actor (fastd3pg.train.load_policy(DIR) runs it in NumPy)
   curve.png       return_mean and return_history against timesteps
   checkpoint.npz  for --resume; written every --checkpoint-every seconds and at the end
+  diagnostics.csv with --diagnose: one row per evaluation, the critic's and the TD
+                  target's values and input gradients against the simulator's truth
+                  (columns: see fastd3pg.diagnose)
 
 metrics:
   return_mean     the return of one episode of the current deterministic actor (the
@@ -722,6 +806,10 @@ def main(argv=None) -> int:
     parser.add_argument("--video", default=argparse.SUPPRESS, metavar="FILE",
                         help="at the end, an animation of one episode of the final actor "
                              "(.gif, or .mp4 where ffmpeg is installed)")
+    parser.add_argument("--diagnose", action="store_true",
+                        help="also write diagnostics.csv: at every evaluation, the critic's "
+                             "value and input gradients against the simulator's ground truth "
+                             "(d3pg, ddpg, td3, d3pg-td3)")
     args = parser.parse_args(argv)
     if args.algo not in ALGOS:
         parser.error(f"unknown algo {args.algo!r}; valid: {', '.join(ALGOS)}")
@@ -747,7 +835,7 @@ def main(argv=None) -> int:
         result = run(env=args.env, algo=args.algo, seed=args.seed, steps=args.steps, out=out,
                      config=getattr(args, "config", None), resume=args.resume, progress=sys.stdout,
                      overwrite=args.overwrite, checkpoint_every=args.checkpoint_every,
-                     eval_episodes=args.eval_episodes, **overrides)
+                     eval_episodes=args.eval_episodes, diagnose=args.diagnose, **overrides)
     except KeyboardInterrupt as stop:
         print(f"\n{parser.prog}: {stop.args[0] if stop.args else 'interrupted'}", file=sys.stderr)
         return 130

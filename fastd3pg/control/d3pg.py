@@ -400,6 +400,23 @@ class D3PGAgent:
         mean, std = core.current_obs_moments(self.stats.obs, obs.on)
         return make_policy_arrays(self.env.name, self.actor, self.nets.theta, mean, std, obs.clip)
 
+    def critic_snapshot(self) -> dict:
+        """Copies of what a look at the critic in NumPy needs (:mod:`fastd3pg.diagnose`): the
+        networks (``actor``, ``critic``: :class:`fastd3pg.nn.MLP`), their parameters
+        (``theta``, ``theta_targ``, ``phi``; ``phi_targ``, a list of target critics), the
+        normalization (``obs_mean``, ``obs_std``, ``obs_clip``, PopArt's ``mu_q``, ``sigma_q``),
+        ``gamma`` and ``replay``, the buffer itself (read it, never write it)."""
+        s = self.settings
+        mean, std = core.current_obs_moments(self.stats.obs, s.obs.on)
+        ret = np.zeros(2)
+        core.return_moments(self.stats.ret, s.popart, ret)
+        n = self.nets
+        return {"actor": self.actor, "critic": self.critic, "theta": n.theta.copy(),
+                "theta_targ": n.theta_targ.copy(), "phi": n.phi.copy(),
+                "phi_targ": [n.phi_targ.copy()], "obs_mean": mean, "obs_std": std,
+                "obs_clip": float(s.obs.clip), "mu_q": float(ret[0]), "sigma_q": float(ret[1]),
+                "gamma": float(s.gamma), "replay": self.buf}
+
 
 class DDPGAgent(D3PGAgent):
     """DDPG: the same agent with ``w1 = w2 = 0`` (no Jacobians stored, no double backprop)."""

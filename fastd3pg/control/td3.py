@@ -393,6 +393,19 @@ class HybridTD3Agent:
         mean, std = core.current_obs_moments(self.stats.obs, obs.on)
         return make_policy_arrays(self.env.name, self.actor, self.nets.theta, mean, std, obs.clip)
 
+    def critic_snapshot(self) -> dict:
+        """Copies of what a look at the critic in NumPy needs, as
+        :meth:`fastd3pg.control.d3pg.D3PGAgent.critic_snapshot`: the critic is the first of the
+        twins (the one the actor follows), ``phi_targ`` both target critics (the TD target is
+        their minimum); no PopArt (``mu_q, sigma_q = 0, 1``)."""
+        s, n = self.settings, self.nets
+        mean, std = core.current_obs_moments(self.stats.obs, s.obs.on)
+        return {"actor": self.actor, "critic": self.critic, "theta": n.theta.copy(),
+                "theta_targ": n.theta_targ.copy(), "phi": n.phi1.copy(),
+                "phi_targ": [n.phi1_targ.copy(), n.phi2_targ.copy()], "obs_mean": mean,
+                "obs_std": std, "obs_clip": float(s.obs.clip), "mu_q": 0.0, "sigma_q": 1.0,
+                "gamma": float(s.gamma), "replay": self.buf}
+
 
 class TD3Agent(HybridTD3Agent):
     """TD3: the same agent with ``w1 = w2 = 0`` (no Jacobians stored, no double backprop)."""
