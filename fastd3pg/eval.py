@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from fastd3pg._cli import Parser, count
+
 
 class EvalError(ValueError):
     """A run directory, policy file or setting that cannot be evaluated; the message says why."""
@@ -164,25 +166,6 @@ def write_video(policy, env, path, seed: int = 0, state=None, width: int = 400,
 
 
 # -- command line -------------------------------------------------------------------------------
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        sys.stderr.write(f"{self.prog}: error: {message}\n")
-        sys.exit(2)
-
-
-def _positive(low):
-    def parse(text):
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
-        return value
-
-    return parse
-
-
 def _state(text):
     try:
         values = [float(v) for v in text.replace(",", " ").split()]
@@ -194,13 +177,13 @@ def _state(text):
 
 
 def main(argv=None) -> int:
-    parser = _Parser(prog="python -m fastd3pg.eval",
+    parser = Parser(prog="python -m fastd3pg.eval",
                      description="Evaluate a trained policy: its raw and normalized returns over "
                                  "seeded episodes, and optionally an animation of the first.")
     parser.add_argument("run_dir", help="a training run's output directory")
-    parser.add_argument("--episodes", type=_positive(1), default=10, metavar="N",
+    parser.add_argument("--episodes", type=count(1), default=10, metavar="N",
                         help="episodes (default 10)")
-    parser.add_argument("--seed", type=_positive(0), default=0,
+    parser.add_argument("--seed", type=count(0), default=0,
                         help="seed of the start states' stream (default 0)")
     parser.add_argument("--start-state", type=_state, default=None, metavar="S0,S1,...",
                         help="one episode from this state (write --start-state=-1,0,0 when it "

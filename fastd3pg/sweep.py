@@ -55,7 +55,6 @@ in about a second. The cache stays valid across Ray sessions while fastd3pg stay
 the same path on the node.
 """
 
-import argparse
 import csv
 import os
 import re
@@ -70,6 +69,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fastd3pg._cli import Parser, count
 from fastd3pg.control.configio import ConfigError, load_toml
 
 
@@ -605,22 +605,6 @@ def write_report(exp: dict, root: Path):
 
 
 # -- command line ------------------------------------------------------------------------------
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        sys.stderr.write(f"{self.prog}: error: {message}\n")
-        sys.exit(2)
-
-
-def _count(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
 class _Lock:
     """An exclusive lock on the results folder itself (no lock file), so that two sweeps never
     write the same runs."""
@@ -653,12 +637,12 @@ def _sigterm(signum, frame):
 
 
 def main(argv=None) -> int:
-    parser = _Parser(prog="python -m fastd3pg.sweep",
+    parser = Parser(prog="python -m fastd3pg.sweep",
                      description="Run an experiment file's runs, then draw Figure 4 and Table 1.")
     parser.add_argument("experiment", help="TOML experiment file")
     parser.add_argument("--backend", choices=("local", "ray"), default="local",
                         help="where runs execute (default: local)")
-    parser.add_argument("--jobs", "--workers", type=_count, default=None,
+    parser.add_argument("--jobs", "--workers", type=count(1), default=None,
                         help="runs at a time (default: the number of cores; ray: no cap)")
     parser.add_argument("--address", default=None,
                         help="Ray cluster address (default: RAY_ADDRESS, else a local cluster)")

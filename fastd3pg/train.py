@@ -48,6 +48,7 @@ from pathlib import Path
 import numpy as np
 
 import fastd3pg
+from fastd3pg._cli import Parser, count
 from fastd3pg._jit import compile_target
 from fastd3pg import control
 from fastd3pg.control import metrics
@@ -737,12 +738,6 @@ Ctrl-C writes a checkpoint and stops; --resume continues it (also after kill -9,
 last checkpoint) to the numbers an uninterrupted run gives."""
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        sys.stderr.write(f"{self.prog}: error: {message}\n")
-        sys.exit(2)
-
-
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
     """Defaults shown, description and epilog kept as written."""
 
@@ -757,19 +752,6 @@ def _finite_float(text):
     return value
 
 
-def _count(low):
-    def parse(text):
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
-        return value
-
-    return parse
-
-
 def _one_line(err) -> str:
     return " ".join(str(err).split()) or type(err).__name__
 
@@ -777,12 +759,12 @@ def _one_line(err) -> str:
 def main(argv=None) -> int:
     from fastd3pg.physics import names
 
-    parser = _Parser(prog="python -m fastd3pg.train", description=DESCRIPTION, epilog=EPILOG,
+    parser = Parser(prog="python -m fastd3pg.train", description=DESCRIPTION, epilog=EPILOG,
                      formatter_class=_HelpFormatter)
     parser.add_argument("--env", default="Pendulum", help="task: " + ", ".join(names()))
     parser.add_argument("--algo", default="d3pg", help="algorithm: " + ", ".join(ALGOS))
-    parser.add_argument("--seed", type=_count(0), default=0, help="random seed")
-    parser.add_argument("--steps", type=_count(1), default=20000, help="env timesteps")
+    parser.add_argument("--seed", type=count(0), default=0, help="random seed")
+    parser.add_argument("--steps", type=count(1), default=20000, help="env timesteps")
     parser.add_argument("--out", default=argparse.SUPPRESS,
                         help="output directory (default: runs/<env>/<algo>/seed<seed>)")
     parser.add_argument("--w1", type=_finite_float, default=argparse.SUPPRESS,
@@ -800,7 +782,7 @@ def main(argv=None) -> int:
     parser.add_argument("--checkpoint-every", type=_finite_float, default=CHECKPOINT_EVERY_S,
                         metavar="SECONDS",
                         help="wall time between checkpoints (0: after every evaluation)")
-    parser.add_argument("--eval-episodes", type=_count(1), default=1, metavar="K",
+    parser.add_argument("--eval-episodes", type=count(1), default=1, metavar="K",
                         help="at the end, also report the mean normalized return of K episodes "
                              "of the final actor (1: only the paper's single-episode metric)")
     parser.add_argument("--video", default=argparse.SUPPRESS, metavar="FILE",

@@ -12,13 +12,13 @@ compilation, on one core.
     python -m fastd3pg.bench --quick         # fewer repetitions
 """
 
-import argparse
 import importlib
 import os
 import platform
-import sys
 import time
 from dataclasses import dataclass, field
+
+from fastd3pg._cli import Parser
 
 SECTIONS = {
     "nn": "fastd3pg.bench.nn",
@@ -90,14 +90,8 @@ def header() -> str:
     )
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        sys.stderr.write(f"{self.prog}: error: {message}\n")
-        sys.exit(2)
-
-
 def main(argv=None) -> int:
-    parser = _Parser(prog="python -m fastd3pg.bench",
+    parser = Parser(prog="python -m fastd3pg.bench",
                      description="Speed tables for every part of fastd3pg.")
     parser.add_argument("--only", default="", help="comma-separated sections: " + ", ".join(SECTIONS))
     parser.add_argument("--quick", action="store_true", help="fewer repetitions")
