@@ -11,6 +11,8 @@ An experiment file is TOML::
     seeds = 4                   # seeds 0..3 (or a list)
     steps = 20000               # per run (or a table envs -> steps: [steps] Pendulum = 20000)
     config = "small.toml"       # optional settings for every run, relative to this file
+    [only]                      # optional: an algorithm that runs on some of the envs only
+    mpc = ["Pendulum"]
 
 **Where results go.** The experiment file lives in ``<project>/runs/experiments/``; its results
 go to ``<project>/runs/results/<name>/<Task>/<algo>/seed<k>/`` whatever the current folder
@@ -92,7 +94,7 @@ def load_experiment(path) -> dict:
     from fastd3pg.physics import names
     from fastd3pg.train import ALGOS
 
-    unknown = set(data) - {"name", "envs", "algos", "seeds", "steps", "config"}
+    unknown = set(data) - {"name", "envs", "algos", "seeds", "steps", "config", "only"}
     if unknown:
         raise ConfigError(f"{path}: unknown key(s) {sorted(unknown)}")
     try:
@@ -115,6 +117,16 @@ def load_experiment(path) -> dict:
     for algo in exp["algos"]:
         if algo not in ALGOS:
             raise ConfigError(f"{path}: unknown algo {algo!r}; valid: {', '.join(ALGOS)}")
+    only = data.get("only", {})
+    if not isinstance(only, dict) or not all(isinstance(v, list) for v in only.values()):
+        raise ConfigError(f"{path}: only must be a table of algo = [envs]")
+    for algo, envs in only.items():
+        if algo not in exp["algos"]:
+            raise ConfigError(f"{path}: only names {algo!r}, which is not in algos")
+        for env in envs:
+            if env not in exp["envs"]:
+                raise ConfigError(f"{path}: only.{algo} names {env!r}, which is not in envs")
+    exp["only"] = {algo: list(envs) for algo, envs in only.items()}
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", exp["name"]) or exp["name"] in (".", ".."):
         raise ConfigError(f"{path}: name must be a plain folder name, got {exp['name']!r}")
     if data.get("config") is not None:
@@ -164,7 +176,8 @@ class Run:
 def plan(exp: dict, root: Path) -> list:
     """Every run of the experiment, in file order."""
     return [Run(env, algo, seed, exp["steps"][env], run_dir(root, env, algo, seed))
-            for env in exp["envs"] for algo in exp["algos"] for seed in exp["seeds"]]
+            for env in exp["envs"] for algo in exp["algos"] if env in exp["only"].get(algo, [env])
+            for seed in exp["seeds"]]
 
 
 def run_dir(root: Path, env, algo, seed) -> Path:

@@ -132,6 +132,9 @@ def test_results_go_beside_the_experiments_runs_folder_whatever_the_current_fold
     ('name = "../up"\nenvs = ["MassPoint"]\nalgos = ["ddpg"]\n', "plain folder name"),
     ('envs = ["MassPoint"]\nalgos = ["ddpg"]\nsteps = 0\n', "steps must be >= 1"),
     ('envs = ["MassPoint"]\nalgos = ["ddpg"]\n[steps]\nPendulum = 9\n', "no entry for 'MassPoint'"),
+    ('envs = ["MassPoint"]\nalgos = ["ddpg"]\n[only]\nmpc = ["MassPoint"]\n', "not in algos"),
+    ('envs = ["MassPoint"]\nalgos = ["ddpg"]\n[only]\nddpg = ["Pendulum"]\n', "not in envs"),
+    ('envs = ["MassPoint"]\nalgos = ["ddpg"]\nonly = 3\n', "table of algo = [envs]"),
 ])
 def test_bad_experiment_files_give_one_line_errors(tmp_path, text, message):
     path = tmp_path / "bad.toml"
@@ -142,6 +145,16 @@ def test_bad_experiment_files_give_one_line_errors(tmp_path, text, message):
     result = sweep_cli(path)
     assert result.returncode == 1 and message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+
+
+def test_only_restricts_an_algorithm_to_some_envs_and_leaves_the_others_everywhere(tmp_path):
+    path = tmp_path / "only.toml"
+    path.write_text('envs = ["MassPoint", "Pendulum", "Acrobot"]\nalgos = ["ddpg", "mpc"]\n'
+                    'seeds = 2\n[only]\nmpc = ["Pendulum"]\n')
+    runs = sweep.plan(sweep.load_experiment(path), tmp_path / "results")
+    assert sorted({(r.env, r.algo) for r in runs}) == [
+        ("Acrobot", "ddpg"), ("MassPoint", "ddpg"), ("Pendulum", "ddpg"), ("Pendulum", "mpc")]
+    assert len(runs) == 4 * 2
 
 
 @pytest.mark.parametrize("args, message", [
