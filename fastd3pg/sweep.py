@@ -19,9 +19,25 @@ go to ``<project>/runs/results/<name>/<Task>/<algo>/seed<k>/`` whatever the curr
 (``<project>`` is the folder holding the nearest ``runs`` folder above the experiment file, or
 the experiment file's own folder when there is none). ``--results DIR`` puts them in ``DIR``
 instead of ``runs/results/<name>``. Beside the runs the report writes ``figure4.png`` (mean ± std
-over seeds of ``return_mean`` and ``return_history`` against timesteps), ``table1.md`` and
-``table1.csv`` (final ``return_history``: n, mean, std over seeds, std with ddof 0).
-``--report`` (alias ``--report-only``) only redraws these from the finished runs on disk.
+over seeds of ``return_mean`` and ``return_history`` against timesteps), and Table 1 of each
+run's final ``return_history`` as ``table1.md``, ``table1.csv`` and ``table1.png`` (its
+intervals). ``--report`` (alias ``--report-only``) only redraws these from the finished runs on
+disk.
+
+**Table 1.** ``table1.csv`` has one row per task and method with finished runs, then one per
+method with task ``all`` across the tasks on which every method has runs (when there are two
+or more). Its columns:
+
+- ``task``, ``method``; ``n``: the runs; ``mean``, ``std``: over the runs (std with ddof 0);
+  for ``all``, over every run of those tasks pooled;
+- ``iqm``, ``iqm_low``, ``iqm_high``: the interquartile mean (of the pooled runs for ``all``)
+  and its 95% stratified bootstrap interval;
+- ``p_beats_ddpg``, ``p_beats_ddpg_low``, ``p_beats_ddpg_high``: the probability that a run of
+  the method beats a run of ``ddpg`` on the same task (ties half; for ``all``, averaged over
+  the tasks) and its interval; empty for ``ddpg`` itself and where ``ddpg`` has no runs.
+
+The bootstrap (``fastd3pg.stats``) resamples runs within each task, 10,000 times, from seed 0;
+``table1.md`` says so under the tables.
 
 **Backends.** Each run is ``python -m fastd3pg.train`` in its own process, with one thread
 for Numba and BLAS. ``--backend local`` (the default) runs ``--jobs`` of them at a time (one
@@ -71,6 +87,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fastd3pg import stats
 from fastd3pg._cli import Parser, count
 from fastd3pg.control.configio import ConfigError, load_toml
 
@@ -83,6 +100,12 @@ POLL_S = 0.2
 # One thread per run: runs are the unit of parallelism, and results must not depend on it.
 THREAD_VARS = ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 TRAIN = "python -m fastd3pg.train"
+BASELINE = "ddpg"  # the method Table 1's probability of improvement compares with
+AGGREGATE = "all"  # the task of the rows across tasks
+REPORT_RESAMPLES = 10_000
+REPORT_SEED = 0
+COLUMNS = ("task", "method", "n", "mean", "std", "iqm", "iqm_low", "iqm_high",
+           "p_beats_ddpg", "p_beats_ddpg_low", "p_beats_ddpg_high")
 _STOPPED_EARLY = re.compile(r"stopped early at timestep (\d+)")
 
 
@@ -538,34 +561,108 @@ def curves(runs: list, column: int):
     return t, values
 
 
-def table_rows(exp: dict, data: dict) -> list:
-    """One dict per (task, method) with runs: the final ``return_history`` over seeds."""
+def final_scores(data: dict) -> dict:
+    """(env, algo) -> the runs' final ``return_history`` (last row, column 4), in run order."""
+    return {key: np.array([r[-1, 4] for r in runs]) for key, runs in data.items()}
+
+
+def aggregate_tasks(exp: dict, finals: dict) -> list:
+    """The tasks on which every method with finished runs has some: those the aggregate rows
+    cover, so that every method's aggregate is over the same tasks."""
+    methods = [a for a in exp["algos"] if any((e, a) in finals for e in exp["envs"])]
+    return [e for e in exp["envs"] if methods and all((e, a) in finals for a in methods)]
+
+
+def _groups(exp: dict, finals: dict) -> list:
+    """(row name, its tasks): each task alone, then ``all`` when it covers two tasks or more."""
+    common = aggregate_tasks(exp, finals)
+    return [(e, [e]) for e in exp["envs"]] + ([(AGGREGATE, common)] if len(common) > 1 else [])
+
+
+def table_rows(exp: dict, data: dict, resamples=REPORT_RESAMPLES, seed=REPORT_SEED) -> list:
+    """One dict per (task, method) with runs, then per method across tasks (task ``all``),
+    with the columns of ``COLUMNS``; ``None`` where a probability of improvement does not
+    apply (ddpg itself, or no ddpg runs on those tasks). Every interval draws its own
+    resamples from ``seed``."""
+    finals = final_scores(data)
     rows = []
-    for env in exp["envs"]:
+    for task, tasks in _groups(exp, finals):
         for algo in exp["algos"]:
-            if (env, algo) not in data:
+            if not all((t, algo) in finals for t in tasks):
                 continue
-            final = np.array([r[-1, 4] for r in data[env, algo]])
-            rows.append({"task": env, "method": algo, "n": len(final),
-                         "mean": float(final.mean()), "std": float(final.std())})
+            scores = [finals[t, algo] for t in tasks]
+            pooled = np.concatenate(scores)
+            low, high = stats.iqm_ci(scores, resamples, seed=seed)
+            row = {"task": task, "method": algo, "n": len(pooled),
+                   "mean": float(pooled.mean()), "std": float(pooled.std()),
+                   "iqm": stats.iqm(scores), "iqm_low": low, "iqm_high": high,
+                   "p_beats_ddpg": None, "p_beats_ddpg_low": None, "p_beats_ddpg_high": None}
+            if algo != BASELINE and all((t, BASELINE) in finals for t in tasks):
+                base = [finals[t, BASELINE] for t in tasks]
+                low, high = stats.probability_of_improvement_ci(scores, base, resamples,
+                                                                seed=seed)
+                row.update(p_beats_ddpg=stats.probability_of_improvement(scores, base),
+                           p_beats_ddpg_low=low, p_beats_ddpg_high=high)
+            rows.append(row)
     return rows
 
 
-def table_md(exp: dict, rows: list) -> str:
-    envs = [e for e in exp["envs"] if any(r["task"] == e for r in rows)]
-    cell = {(r["task"], r["method"]): r for r in rows}
-    lines = ["| method | " + " | ".join(envs) + " |", "|---" * (len(envs) + 1) + "|"]
-    for algo in exp["algos"]:
-        cells = [f"{cell[e, algo]['mean']:.3f} ± {cell[e, algo]['std']:.3f} ({cell[e, algo]['n']})"
-                 if (e, algo) in cell else "-" for e in envs]
-        lines.append(f"| {algo} | " + " | ".join(cells) + " |")
-    return (f"# {exp['name']}: final normalized return_history, mean ± std (runs)\n\n"
-            + "\n".join(lines) + "\n")
+def _md_table(exp: dict, rows: list, text) -> list:
+    """A methods x tasks Markdown table of ``text(row)`` (None: no such line), or []."""
+    tasks = list(dict.fromkeys(r["task"] for r in rows))
+    cell = {(r["task"], r["method"]): text(r) for r in rows}
+    methods = [a for a in exp["algos"] if any(cell.get((t, a)) for t in tasks)]
+    if not methods:
+        return []
+    lines = ["| method | " + " | ".join(tasks) + " |", "|---" * (len(tasks) + 1) + "|"]
+    lines += [f"| {a} | " + " | ".join(cell.get((t, a)) or "-" for t in tasks) + " |"
+              for a in methods]
+    return lines + [""]
+
+
+def table_md(exp: dict, rows: list, resamples=REPORT_RESAMPLES, seed=REPORT_SEED) -> str:
+    def mean_std(r):
+        return f"{r['mean']:.3f} ± {r['std']:.3f} ({r['n']})"
+
+    def iqm(r):
+        return f"{r['iqm']:.3f} [{r['iqm_low']:.3f}, {r['iqm_high']:.3f}]"
+
+    def beats(r):
+        if r["p_beats_ddpg"] is None:
+            return None
+        low, high = r["p_beats_ddpg_low"], r["p_beats_ddpg_high"]
+        return f"{r['p_beats_ddpg']:.3f} [{low:.3f}, {high:.3f}]"
+
+    lines = [f"# {exp['name']}: final normalized return_history", "",
+             "Mean ± std over runs (std with ddof 0; runs in parentheses):", "",
+             *_md_table(exp, rows, mean_std),
+             "Interquartile mean (IQM) [95% CI]:", "", *_md_table(exp, rows, iqm)]
+    comparison = _md_table(exp, rows, beats)
+    if comparison:
+        lines += [f"Probability of improvement over {BASELINE}, P(method > {BASELINE}) "
+                  "[95% CI]:", "", *comparison]
+    lines += ["IQM: the mean of the middle 50% of the runs' scores (a quarter trimmed at each "
+              f"end). P(method > {BASELINE}): the probability that a run of the method scores "
+              f"above a run of {BASELINE} on the same task, ties counting half. 95% CI: "
+              "percentile interval of a stratified bootstrap (each task's runs resampled with "
+              "replacement within the task, each method's independently), "
+              f"{resamples:,} resamples, seed {seed}."]
+    if any(r["task"] == AGGREGATE for r in rows):
+        common = aggregate_tasks(exp, {(r["task"], r["method"]): None for r in rows})
+        lines += ["", f"`{AGGREGATE}`: the tasks where every method has finished runs "
+                  f"({', '.join(common)}): mean ± std and IQM of their runs pooled, P averaged "
+                  "over them."]
+    return "\n".join(lines) + "\n"
+
+
+def _csv_cell(value) -> str:
+    return "" if value is None else repr(value)
 
 
 def table_csv(rows: list) -> str:
-    lines = ["task,method,n,mean,std"]
-    lines += [f"{r['task']},{r['method']},{r['n']},{r['mean']!r},{r['std']!r}" for r in rows]
+    lines = [",".join(COLUMNS)]
+    lines += [",".join(_csv_cell(r[c]) if c not in ("task", "method") else r[c] for c in COLUMNS)
+              for r in rows]
     return "\n".join(lines) + "\n"
 
 
@@ -603,15 +700,67 @@ def plot_figure4(exp: dict, data: dict, path: Path):
     write_atomic(path, buf.getvalue())
 
 
-def write_report(exp: dict, root: Path):
-    """Write ``figure4.png``, ``table1.md`` and ``table1.csv`` from the finished runs under
-    ``root``; the Markdown table, or None when there are no finished runs."""
+def plot_intervals(exp: dict, rows: list, path: Path):
+    """Table 1's IQM and P(method > ddpg) as points with their 95% intervals, one band per
+    task (and ``all``), one colour per method."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = list(dict.fromkeys(r["task"] for r in rows))
+    methods = [a for a in exp["algos"] if any(r["method"] == a for r in rows)]
+    panels = [("iqm", "IQM of the final return_history")]
+    if any(r["p_beats_ddpg"] is not None for r in rows):
+        panels.append(("p_beats_ddpg", f"P(method > {BASELINE})"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 0.9 + 0.32 * len(tasks)
+                                                      * len(methods)), squeeze=False)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    cell = {(r["task"], r["method"]): r for r in rows}
+    for ax, (key, title) in zip(axes[0], panels):
+        for i, algo in enumerate(methods):
+            colour, label = colours[i % len(colours)], algo
+            for j, task in enumerate(tasks):
+                r = cell.get((task, algo))
+                if r is None or r[key] is None:
+                    continue
+                y = j + (i - (len(methods) - 1) / 2) * 0.8 / len(methods)
+                ax.plot([r[key + "_low"], r[key + "_high"]], [y, y], lw=4, alpha=0.45,
+                        solid_capstyle="butt", color=colour)
+                ax.plot(r[key], y, "|", ms=10, mew=2, color=colour, label=label)
+                label = None
+        if tasks[-1] == AGGREGATE:
+            ax.axhline(len(tasks) - 1.5, color="0.3", lw=0.8)
+        if key == "p_beats_ddpg":
+            ax.axvline(0.5, color="0.5", lw=0.8, ls="--")
+            ax.set_xlim(-0.02, 1.02)
+        ax.set_yticks(range(len(tasks)), tasks)
+        ax.set_ylim(len(tasks) - 0.5, -0.5)
+        ax.set_title(title, fontsize=10)
+        ax.grid(axis="x", alpha=0.3)
+        ax.legend(fontsize=7, loc="best")
+    fig.suptitle(f"{exp['name']}: point estimates and 95% stratified bootstrap intervals",
+                 fontsize=9)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    write_atomic(path, buf.getvalue())
+
+
+def write_report(exp: dict, root: Path, resamples=REPORT_RESAMPLES, seed=REPORT_SEED):
+    """Write ``figure4.png``, ``table1.md``, ``table1.csv`` and ``table1.png`` from the finished
+    runs under ``root``; the Markdown tables, or None when there are no finished runs.
+    ``resamples`` and ``seed`` are the bootstrap's."""
     data = collect(exp, root)
     if not data:
         return None
-    rows = table_rows(exp, data)
-    text = table_md(exp, rows)
+    rows = table_rows(exp, data, resamples, seed)
+    text = table_md(exp, rows, resamples, seed)
     plot_figure4(exp, data, root / "figure4.png")
+    plot_intervals(exp, rows, root / "table1.png")
     write_atomic(root / "table1.md", text.encode("utf-8"))
     write_atomic(root / "table1.csv", table_csv(rows).encode("utf-8"))
     return text
@@ -702,7 +851,8 @@ def main(argv=None) -> int:
         print(f"{parser.prog}: no finished runs of {exp['name']} under {root}", file=sys.stderr)
         return 1
     print(text)
-    print(f"figure: {root / 'figure4.png'}\ntables: {root / 'table1.md'}, {root / 'table1.csv'}")
+    print(f"figures: {root / 'figure4.png'}, {root / 'table1.png'}\n"
+          f"tables: {root / 'table1.md'}, {root / 'table1.csv'}")
     return 1 if summary is not None and summary["failed"] else 0
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import fastd3pg
-from fastd3pg import sweep
+from fastd3pg import stats, sweep
 from fastd3pg.control.configio import ConfigError
 
 REPO = Path(fastd3pg.__file__).resolve().parent.parent
@@ -189,10 +189,10 @@ def test_the_ray_backend_without_ray_says_how_to_install_it(tmp_path):
 
 
 # -- the state of a run on disk ----------------------------------------------------------------
-def write_run(folder, last_step, policy=True, log=""):
+def write_run(folder, last_step, policy=True, log="", history=0.4):
     folder.mkdir(parents=True, exist_ok=True)
     steps = list(range(800, last_step + 1, 800))
-    rows = "".join(f"{t},1.0,-5.0,0.5,0.4\n" for t in steps)
+    rows = "".join(f"{t},1.0,-5.0,0.5,{history!r}\n" for t in steps)
     (folder / "metrics.csv").write_text(
         "timesteps,wall_s,return_raw,return_mean,return_history\n" + rows)
     if policy:
@@ -321,7 +321,7 @@ def test_a_sweep_runs_every_run_then_skips_them_and_reports(tmp_path):
     with open(root / "table1.csv") as f:
         table = list(csv.DictReader(f))
     assert [(r["task"], r["method"], r["n"]) for r in table] == [
-        ("MassPoint", "ddpg", "1"), ("Pendulum", "ddpg", "1")]
+        ("MassPoint", "ddpg", "1"), ("Pendulum", "ddpg", "1"), ("all", "ddpg", "2")]
     final = sweep.read_metrics(root / "Pendulum" / "ddpg" / "seed0" / "metrics.csv")[-1, 4]
     assert float(table[1]["mean"]) == final and float(table[1]["std"]) == 0.0
     again = sweep_cli(path, cwd=tmp_path)
@@ -408,10 +408,13 @@ def test_report_from_another_folder_redraws_the_committed_results(tmp_path):
                        cwd=elsewhere)
     assert result.returncode == 0, result.stderr
     assert (copy / "table1.md").read_text() == (committed / "table1.md").read_text()
-    assert (copy / "figure4.png").stat().st_size > 0 and not list(elsewhere.iterdir())
+    assert (copy / "figure4.png").stat().st_size > 0 and (copy / "table1.png").stat().st_size > 0
+    assert not list(elsewhere.iterdir())
     with open(copy / "table1.csv") as f:
         table = list(csv.DictReader(f))
-    assert len(table) == 8 and {r["n"] for r in table} == {"4"}
+    assert len(table) == 10 and {r["n"] for r in table[:8]} == {"4"}
+    assert [(r["task"], r["method"], r["n"]) for r in table[8:]] == [
+        ("all", "ddpg", "16"), ("all", "d3pg", "16")]
     finals = [sweep.read_metrics(copy / "CartPole" / "d3pg" / f"seed{s}" / "metrics.csv")[-1, 4]
               for s in range(4)]
     row = next(r for r in table if (r["task"], r["method"]) == ("CartPole", "d3pg"))
@@ -425,3 +428,88 @@ def test_report_without_results_says_so(tmp_path):
     assert result.returncode == 1
     assert result.stderr.strip() == (f"python -m fastd3pg.sweep: no finished runs of empty under "
                                       f"{results_of(path, 'empty')}")
+
+
+def write_results(root, finals, steps=1600):
+    """Finished runs under ``root`` whose final ``return_history`` are ``finals[env, algo]``."""
+    for (env, algo), values in finals.items():
+        for seed, value in enumerate(values):
+            write_run(sweep.run_dir(root, env, algo, seed), steps, history=float(value))
+
+
+def read_table(root):
+    with open(root / "table1.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def number(cell):
+    return None if cell == "" else float(cell)
+
+
+def test_report_tables_add_the_iqm_and_the_improvement_over_ddpg_with_intervals(tmp_path):
+    rng = np.random.default_rng(0)
+    envs, algos = ["MassPoint", "Pendulum", "CartPole"], ["ddpg", "d3pg", "sac"]
+    finals = {(e, a): rng.uniform(size=5) for e in envs for a in ("ddpg", "d3pg")}
+    finals["MassPoint", "sac"] = rng.uniform(size=4)  # sac has no CartPole runs
+    finals["Pendulum", "sac"] = np.array([0.5, 0.5, 0.9, 0.1])  # ties with nothing, repeats
+    root = tmp_path / "results"
+    write_results(root, finals)
+    write_run(sweep.run_dir(root, "Pendulum", "sac", 4), 800, history=0.99)  # unfinished
+    exp = {"name": "synthetic", "envs": envs, "algos": algos, "seeds": list(range(5)),
+           "steps": {e: 1600 for e in envs}}
+    text = sweep.write_report(exp, root, resamples=2000, seed=3)
+    table = read_table(root)
+
+    assert list(table[0]) == list(sweep.COLUMNS)
+    assert list(sweep.COLUMNS[:5]) == ["task", "method", "n", "mean", "std"]  # the old columns
+    assert [(r["task"], r["method"], r["n"]) for r in table] == [
+        ("MassPoint", "ddpg", "5"), ("MassPoint", "d3pg", "5"), ("MassPoint", "sac", "4"),
+        ("Pendulum", "ddpg", "5"), ("Pendulum", "d3pg", "5"), ("Pendulum", "sac", "4"),
+        ("CartPole", "ddpg", "5"), ("CartPole", "d3pg", "5"),
+        # across the tasks every method has: not CartPole
+        ("all", "ddpg", "10"), ("all", "d3pg", "10"), ("all", "sac", "8")]
+    both = ["MassPoint", "Pendulum"]
+    expected = {(e, a): [finals[e, a]] for e, a in finals}
+    expected.update({("all", a): [finals[e, a] for e in both] for a in algos})
+    for row in table:
+        scores = expected[row["task"], row["method"]]
+        pooled = np.concatenate(scores)
+        # Written with repr and read back: the same float64 numbers.
+        assert number(row["mean"]) == pytest.approx(pooled.mean(), rel=1e-12)  # summation order
+        assert number(row["std"]) == pytest.approx(pooled.std(), rel=1e-12)
+        assert number(row["iqm"]) == stats.iqm(scores)
+        assert (number(row["iqm_low"]), number(row["iqm_high"])) == stats.iqm_ci(
+            scores, 2000, seed=3)
+        beats = [number(row[c]) for c in ("p_beats_ddpg", "p_beats_ddpg_low",
+                                          "p_beats_ddpg_high")]
+        if row["method"] == "ddpg":
+            assert beats == [None, None, None]
+            continue
+        base = expected[row["task"], "ddpg"]
+        assert beats[0] == stats.probability_of_improvement(scores, base)
+        assert tuple(beats[1:]) == stats.probability_of_improvement_ci(scores, base, 2000, seed=3)
+    cell = {(r["task"], r["method"]): r for r in table}
+    per_task = [number(cell[e, "sac"]["p_beats_ddpg"]) for e in both]
+    assert number(cell["all", "sac"]["p_beats_ddpg"]) == pytest.approx(np.mean(per_task),
+                                                                       rel=1e-15)
+
+    assert text == (root / "table1.md").read_text()
+    assert "2,000 resamples, seed 3" in text
+    assert "every method has finished runs (MassPoint, Pendulum)" in text
+    improvement = text.split("Probability of improvement over ddpg")[1].split("\n\n")[1]
+    assert [line.split(" | ")[0] for line in improvement.splitlines()[2:]] == ["| d3pg", "| sac"]
+    assert (root / "table1.png").stat().st_size > 0
+    sweep.write_report(exp, root, resamples=2000, seed=3)
+    assert read_table(root) == table  # seeded: the same numbers again
+
+
+def test_report_without_ddpg_leaves_the_improvement_cells_empty(tmp_path):
+    root = tmp_path / "results"
+    write_results(root, {("Pendulum", "d3pg"): [0.25, 0.5, 0.75]})
+    exp = {"name": "alone", "envs": ["Pendulum"], "algos": ["d3pg"], "seeds": [0, 1, 2],
+           "steps": {"Pendulum": 1600}}
+    text = sweep.write_report(exp, root)
+    (row,) = read_table(root)  # one task: no row across tasks
+    assert (row["task"], row["n"], number(row["iqm"])) == ("Pendulum", "3", 0.5)
+    assert row["p_beats_ddpg"] == row["p_beats_ddpg_low"] == row["p_beats_ddpg_high"] == ""
+    assert "Probability of improvement" not in text and "10,000 resamples, seed 0" in text
