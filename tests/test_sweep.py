@@ -456,7 +456,7 @@ def test_report_tables_add_the_iqm_and_the_improvement_over_ddpg_with_intervals(
     write_results(root, finals)
     write_run(sweep.run_dir(root, "Pendulum", "sac", 4), 800, history=0.99)  # unfinished
     exp = {"name": "synthetic", "envs": envs, "algos": algos, "seeds": list(range(5)),
-           "steps": {e: 1600 for e in envs}}
+           "steps": {e: 1600 for e in envs}, "only": {}}
     text = sweep.write_report(exp, root, resamples=2000, seed=3)
     table = read_table(root)
 
@@ -507,7 +507,7 @@ def test_report_without_ddpg_leaves_the_improvement_cells_empty(tmp_path):
     root = tmp_path / "results"
     write_results(root, {("Pendulum", "d3pg"): [0.25, 0.5, 0.75]})
     exp = {"name": "alone", "envs": ["Pendulum"], "algos": ["d3pg"], "seeds": [0, 1, 2],
-           "steps": {"Pendulum": 1600}}
+           "steps": {"Pendulum": 1600}, "only": {}}
     text = sweep.write_report(exp, root)
     (row,) = read_table(root)  # one task: no row across tasks
     assert (row["task"], row["n"], number(row["iqm"])) == ("Pendulum", "3", 0.5)
