@@ -7,20 +7,27 @@
 Every setting comes from, in increasing priority: the algorithm's config dataclass, the task's
 tuned file ``fastd3pg/configs/<env>.toml`` (package data), ``--config FILE``, then the flags.
 The output directory receives ``config.json`` (every setting used), ``metrics.csv`` (one row
-per evaluation), ``policy.npz`` (the final actor, loadable without pickle), ``curve.png`` and
-``checkpoint.npz`` (for ``--resume``); with ``--diagnose`` also ``diagnostics.csv`` (one row per
-evaluation: the critic's and the TD target's values and input gradients against the simulator's
-ground truth; columns in :mod:`fastd3pg.diagnose`). Every file is written to a temporary file
-beside it and renamed into place, so a file on disk is always either the previous or the new
-complete version; files are created with the permissions the umask allows.
+per evaluation; for ``mpc`` one per returned action, see below), ``policy.npz`` (the final
+actor, loadable without pickle), ``curve.png`` and ``checkpoint.npz`` (for ``--resume``); with
+``--diagnose`` also ``diagnostics.csv`` (one row per evaluation: the critic's and the TD target's
+values and input gradients against the simulator's ground truth; columns in
+:mod:`fastd3pg.diagnose`). Every file is written to a temporary file beside it and renamed into
+place, so a file on disk is always either the previous or the new complete version; files are
+created with the permissions the umask allows.
 
 Training runs in compiled periods of ``eval_every`` timesteps; between periods Python
 evaluates, logs and, every ``checkpoint_every`` seconds of wall time (and at the end),
-checkpoints. Where a checkpoint falls does not change any number: a run resumed from any
-checkpoint ends with the ``metrics.csv`` an uninterrupted run gives (``wall_s`` aside). Ctrl-C
-(or SIGTERM) finishes the current period, writes a checkpoint and exits; after a ``kill -9``,
-``--resume`` continues from the last checkpoint, so at most ``checkpoint_every`` seconds plus
-one period of training are lost.
+checkpoints. MPC's metric is recorded whenever it returns an action (the paper's §5.2): its
+agent hands back the predictions of a whole period (``returns_per_action``), which become one
+row per env step, ``timesteps`` the env steps so far; their ``wall_s`` are spread evenly over
+the period's compiled call, which times no single step. An agent may end its run before
+``--steps`` (``done``: GD's plateau; MPC's one episode ending, or MPC converging): the driver
+then checkpoints, writes the final files and prints ``stopped early at timestep T: <why>``;
+resumed, such a run stays stopped. Where a checkpoint falls does not change any number: a run
+resumed from any checkpoint ends with the ``metrics.csv`` an uninterrupted run gives
+(``wall_s`` aside). Ctrl-C (or SIGTERM) finishes the current period, writes a checkpoint and
+exits; after a ``kill -9``, ``--resume`` continues from the last checkpoint, so at most
+``checkpoint_every`` seconds plus one period of training are lost.
 
 An output directory that already holds a run is never overwritten unless asked
 (``--overwrite``). ``--resume`` checks that the checkpoint is intact, was made with the same
@@ -514,17 +521,21 @@ def _train(environment, cls, cfg, sources, algo, seed, steps, out, resume, progr
     if diagnose and (diag_rows or diagnosed.exists()):
         _write_text(diagnosed, _diagnostics_text(diag_rows))
     history = metrics.History(row[3] for row in rows)
+    # An agent with its own end (gd's plateau, mpc's episode) says so through done().
+    stopped = hasattr(agent, "done") and agent.done()
+    # mpc records its metric at every returned action: a row per env step, not per period.
+    per_action = hasattr(agent, "returns_per_action")
 
     bar = _Progress(progress, steps)
     start = time.perf_counter() - wall0
     last_checkpoint = time.perf_counter()
     interrupted = False
     with _StopFlag() as flag:
-        while t < steps:
+        while t < steps and not stopped:  # a resumed run that had stopped stays stopped
             n = min(metrics.EVAL_EVERY, steps - t)
             t0 = time.perf_counter()
             agent.train(n)
-            rate = n / max(time.perf_counter() - t0, 1e-9)
+            t1 = time.perf_counter()
             if not agent.finite():
                 raise TrainingError(
                     f"training diverged (non-finite network parameters or loss) between "
@@ -533,25 +544,35 @@ def _train(environment, cls, cfg, sources, algo, seed, steps, out, resume, progr
                     f"training diverged (non-finite network parameters or loss) between "
                     f"timesteps {t} and {t + n}, before any checkpoint was written"
                 )
+            if per_action:
+                raws = agent.returns_per_action()
+                n = len(raws)
+                # One compiled call made these rows: their wall times are spread evenly over it.
+                walls = [t0 - start + (k + 1) / n * (t1 - t0) for k in range(n)]
+                stamps = range(t + 1, t + n + 1)
+            else:
+                raws, walls, stamps = [agent.evaluate()], [None], [t + n]
+            rate = n / max(t1 - t0, 1e-9)
+            for step, wall, raw in zip(stamps, walls, raws):
+                mean = normalize(raw)
+                wall = time.perf_counter() - start if wall is None else wall
+                rows.append((step, wall, raw, mean, history.add(mean)))
             t += n
-            raw = agent.evaluate()
-            mean = normalize(raw)
-            wall = time.perf_counter() - start
-            rows.append((t, wall, raw, mean, history.add(mean)))
+            wall = rows[-1][1]
             notice.done()
-            plateau = hasattr(agent, "done") and agent.done()  # an early-stop rule (gd)
-            bar.update(t, wall, rate, rows[-1], final=t >= steps or plateau)
+            stopped = hasattr(agent, "done") and agent.done()
+            bar.update(t, wall, rate, rows[-1], final=t >= steps or stopped)
             _write_text(out / "metrics.csv", _metrics_text(rows))
             if diagnose:  # NumPy on copies of the agent's arrays, from a stream of its own
                 from fastd3pg.diagnose import fidelity
 
                 diag_rows.append(fidelity(environment, agent, seed, t))
                 _write_text(diagnosed, _diagnostics_text(diag_rows))
-            if (flag.stop or plateau or t >= steps
+            if (flag.stop or stopped or t >= steps
                     or time.perf_counter() - last_checkpoint >= checkpoint_every):
                 _save_checkpoint(checkpoint, agent, settings, config_text, rows, t, wall)
                 last_checkpoint = time.perf_counter()
-            if plateau:
+            if stopped:
                 break
             if flag.stop and t < steps:
                 interrupted = True
@@ -564,6 +585,8 @@ def _train(environment, cls, cfg, sources, algo, seed, steps, out, resume, progr
     table = np.asarray(rows, dtype=np.float64).reshape(-1, len(METRICS_HEADER))
     result = {name: table[:, k] for k, name in enumerate(METRICS_HEADER)}
     result["timesteps"] = result["timesteps"].astype(np.int64)
+    if stopped:
+        result["stop_reason"] = agent.stop_reason()
     if eval_episodes > 1:
         result["eval_returns"] = _evaluate_episodes(env, policy_arrays, eval_episodes, seed,
                                                     normalize)
@@ -719,8 +742,8 @@ file fastd3pg/configs/<env>.toml, --config FILE, then the flags."""
 EPILOG = """\
 output files (in --out):
   config.json     every setting used
-  metrics.csv     one row per evaluation (every 800 steps): timesteps, wall_s, return_raw,
-                  return_mean, return_history
+  metrics.csv     one row per evaluation (every 800 steps; mpc: one per action):
+                  timesteps, wall_s, return_raw, return_mean, return_history
   policy.npz      the final actor (fastd3pg.train.load_policy(DIR) runs it in NumPy)
   curve.png       return_mean and return_history against timesteps
   checkpoint.npz  for --resume; written every --checkpoint-every seconds and at the end
@@ -730,8 +753,9 @@ output files (in --out):
 
 metrics:
   return_mean     the return of one episode of the current deterministic actor (the
-                  paper's metric; for mpc the predicted return), normalized so that random
-                  actions score 0 and max_reward x horizon scores 1
+                  paper's metric; for mpc the predicted return of its one episode at each
+                  returned action), normalized so that random actions score 0 and
+                  max_reward x horizon scores 1
   return_history  the mean of the latest 100 return_mean values (the paper's Table 1)
 
 Ctrl-C writes a checkpoint and stops; --resume continues it (also after kill -9, from the
@@ -824,7 +848,7 @@ def main(argv=None) -> int:
     except (ConfigError, TrainingError, ValueError, OSError) as err:
         print(f"{parser.prog}: error: {_one_line(err)}", file=sys.stderr)
         return 1
-    _summary(result, out, time.perf_counter() - t0, args.steps)
+    _summary(result, out, time.perf_counter() - t0, args.steps, args.algo)
     if video is not None:
         from fastd3pg.eval import write_video
         from fastd3pg.physics import make
@@ -839,15 +863,19 @@ def main(argv=None) -> int:
     return 0
 
 
-def _summary(result, out, seconds, steps):
-    """The last lines of a run: what the final numbers mean and where the files are."""
+def _summary(result, out, seconds, steps, algo):
+    """The last lines of a run: what the final numbers mean and where the files are. A run
+    that its agent ended before ``steps`` says ``stopped early at timestep T: <why>``, the line
+    by which a sweep knows it finished (:func:`fastd3pg.sweep.finished`)."""
     t = int(result["timesteps"][-1])
     if t < steps:
-        print(f"stopped early at timestep {t}: return_mean plateaued", flush=True)
+        print(f"stopped early at timestep {t}: {result.get('stop_reason', 'by its own rule')}",
+              flush=True)
+    last = ("the prediction at the last action: the episode's predicted return" if algo == "mpc"
+            else "the last evaluation: one episode of the final deterministic actor")
     lines = [
         f"done: {t} steps in {seconds:.1f} s -> {out}",
-        f"  return_mean    {result['return_mean'][-1]:7.3f}  the last evaluation: one episode of "
-        "the final deterministic actor",
+        f"  return_mean    {result['return_mean'][-1]:7.3f}  {last}",
         f"  return_history {result['return_history'][-1]:7.3f}  the mean of the latest "
         f"{metrics.HISTORY} return_mean values",
     ]

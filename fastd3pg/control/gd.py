@@ -332,6 +332,10 @@ class GDAgent:
         """True once ``patience`` evaluations in a row brought no improvement."""
         return bool(self.stats.since[0] >= self.config.patience)
 
+    def stop_reason(self) -> str:
+        """Why :meth:`done` ended the run, in words (for the driver's ``stopped early`` line)."""
+        return "return_mean plateaued"
+
     def finite(self) -> bool:
         return bool(np.all(np.isfinite(self.nets.theta)))
 

@@ -341,6 +341,7 @@ class Plan(NamedTuple):
     accepted: int
     status: str
     mu: float  # final regularization
+    terminated: bool  # the plan predicts a termination (its rewards are 0 after it)
 
 
 def _check_env(env):
@@ -375,6 +376,7 @@ def _positive_int(v, what):
 
 
 def _rewards_of(env, s0, U):
+    """States, rewards and the predicted termination of the actions ``U`` from ``s0``."""
     X = np.empty((U.shape[0] + 1, env.state_dim))
     X[0] = s0
     R = np.zeros(U.shape[0])
@@ -384,8 +386,8 @@ def _rewards_of(env, s0, U):
         R[t] = r
         if term:
             X[t + 1:] = X[t + 1]
-            break
-    return X, R
+            return X, R, True
+    return X, R, False
 
 
 def ilqr_plan(env, s0, U_init, iters=100, mu0=1.0, tol_fun=1e-7, tol_grad=1e-4, z_min=0.0,
@@ -411,9 +413,9 @@ def ilqr_plan(env, s0, U_init, iters=100, mu0=1.0, tol_fun=1e-7, tol_grad=1e-4, 
     status, it, acc, mu, _ = ilqr_kernel(
         env.task_id, env.params, float(env.max_reward), s0, U, X, iters, float(mu0),
         float(tol_fun), float(tol_grad), float(z_min), float(gn_floor), hist)
-    X, R = _rewards_of(env, s0, U)
+    X, R, terminated = _rewards_of(env, s0, U)
     return Plan(U, X, R, float(R.sum()), hist[: acc + 1].copy(), int(it), int(acc),
-                STATUS_NAMES[int(status)], float(mu))
+                STATUS_NAMES[int(status)], float(mu), terminated)
 
 
 class MPCEpisode(NamedTuple):
@@ -422,7 +424,7 @@ class MPCEpisode(NamedTuple):
     actions: np.ndarray  # (L, m) applied actions
     states: np.ndarray  # (L+1, n) visited states
     rewards: np.ndarray  # (L,) rewards received
-    predicted_returns: np.ndarray  # (L,) realised return so far + the plan's predicted rest
+    predicted_returns: np.ndarray  # (L,) received + the plan's + the initial actions' rest
     plan_returns: np.ndarray  # (L,) the plan's predicted return over its horizon
     iterations: np.ndarray  # (L,) iLQR iterations run before each action
 
@@ -438,8 +440,11 @@ def mpc_episode(env, s0, U_init, horizon, iters_per_step=10, steps=None, mu0=1.0
     and its new last action is the initial rollout's action at that time, or a repeat of the
     last action once the rollout is used up. Each step runs up to ``iters_per_step`` iLQR
     iterations (``first_iters`` for the first plan, default the same), applies the plan's first
-    action, and records the predicted cumulative return: rewards received so far plus the
-    plan's predicted rewards over the rest of the episode it covers (the paper's §5.2).
+    action, and records the predicted cumulative return (the paper's §5.2, as
+    :mod:`fastd3pg.control.mpc` does): rewards received so far, plus the plan's predicted
+    rewards over the part of the episode it covers, plus those of the remaining initial actions
+    (``U_init``'s beyond the plan's end, as far as they reach) applied open loop from the
+    plan's predicted final state, unless the plan predicts a termination.
     """
     _check_env(env)
     n, m = env.state_dim, env.action_dim
@@ -473,7 +478,10 @@ def mpc_episode(env, s0, U_init, horizon, iters_per_step=10, steps=None, mu0=1.0
         res = ilqr_plan(env, s, plan, first_iters if t == 0 else iters_per_step, mu0=mu0,
                         **ilqr_options)
         covered = min(horizon, steps - t)
-        predicted.append(float(np.sum(rewards)) + float(res.rewards[:covered].sum()))
+        remaining = 0.0
+        if not res.terminated and t + horizon < steps:
+            remaining = float(_rewards_of(env, res.states[-1], U0[t + horizon:steps])[1].sum())
+        predicted.append(float(np.sum(rewards)) + float(res.rewards[:covered].sum()) + remaining)
         plan_returns.append(res.predicted_return)
         iterations.append(res.iterations)
         a = res.actions[0].copy()

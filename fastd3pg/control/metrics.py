@@ -1,8 +1,9 @@
 """The paper's metrics (its §5.2).
 
 ``return_mean``: the return of one episode of the current deterministic actor, evaluated every
-800 timesteps. ``return_history``: the average of the latest 100 ``return_mean`` values. Both
-are rescaled linearly so that a random controller's average return maps to 0 and
+800 timesteps; for MPC, the predicted cumulative return of its one episode, recorded at every
+returned action (:mod:`fastd3pg.control.mpc`). ``return_history``: the average of the latest
+100 ``return_mean`` values. Both are rescaled linearly so that a random controller's average return maps to 0 and
 ``max_reward × horizon`` maps to 1.
 
 The random controller draws actions uniformly from [-1, 1]^m at every step. Its average return
@@ -62,8 +63,9 @@ def random_return(env) -> float:
     return _random_cache[key]
 
 
-def normalizer(env):
-    """``raw_return -> normalized_return`` for ``env`` (random ↦ 0, max_reward × horizon ↦ 1)."""
+def scale(env) -> tuple:
+    """``(low, span)`` of the normalized return on ``env``: ``normalized = (raw - low) / span``
+    with ``low`` the random return and ``span = max_reward × horizon - low``."""
     low = random_return(env)
     high = env.max_reward * env.horizon
     span = high - low
@@ -71,6 +73,12 @@ def normalizer(env):
         raise ValueError(
             f"{env.name}: max_reward × horizon ({high}) must exceed the random return ({low})"
         )
+    return low, span
+
+
+def normalizer(env):
+    """``raw_return -> normalized_return`` for ``env`` (random ↦ 0, max_reward × horizon ↦ 1)."""
+    low, span = scale(env)
     return lambda raw: (raw - low) / span
 
 

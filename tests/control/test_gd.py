@@ -96,6 +96,12 @@ def test_driver_stops_a_plateaued_run(tmp_path):
                     patience=2, plateau_tol=10.0)
     assert len(out["timesteps"]) == 3  # the first evaluation improves on -inf, then two do not
     assert (tmp_path / "policy.npz").is_file() and (tmp_path / "checkpoint.npz").is_file()
+    assert out["stop_reason"] == "return_mean plateaued"
+    # Resumed (as a sweep does when a run died before its last files), it stays stopped.
+    again = train.run(env="MassPoint", algo="gd", steps=20 * 800, out=tmp_path, hidden=(8, 8),
+                      patience=2, plateau_tol=10.0, resume=True)
+    np.testing.assert_array_equal(again["timesteps"], out["timesteps"])
+    np.testing.assert_array_equal(again["return_raw"], out["return_raw"])
 
 
 def test_refuses_a_reward_without_derivatives():

@@ -128,7 +128,7 @@ def test_pendulum_swing_up_plan_brings_pendulum_up():
     assert np.all(np.abs(plan.actions) <= 1.0)
     theta = np.arctan2(plan.states[:, 1], plan.states[:, 0])
     assert np.abs(theta[-20:]).max() < 0.3
-    X0, _ = ilqr._rewards_of(env, np.array([-1.0, 0.0, 0.0]), np.clip(U0, -1, 1))
+    X0, _, _ = ilqr._rewards_of(env, np.array([-1.0, 0.0, 0.0]), np.clip(U0, -1, 1))
     assert np.abs(np.arctan2(X0[-20:, 1], X0[-20:, 0])).max() > 2.0  # the start plan is not up
     # The returned states are the simulator's under the returned actions.
     s = np.array([-1.0, 0.0, 0.0])
@@ -153,9 +153,18 @@ def test_mpc_episode_applies_plans_and_records_predicted_returns():
         assert np.isclose(r, ep.rewards[t]) and np.allclose(out, ep.states[t + 1])
         s = out
     # At step t the plan covers min(20, 25 - t) steps: the predicted cumulative return is the
-    # rewards received plus the plan's prediction; the last one is exactly the realised return.
+    # rewards received plus the plan's prediction, plus, while the plan ends before the episode,
+    # the remaining initial actions from the plan's final state; the last one is exactly the
+    # realised return.
     assert np.isclose(ep.predicted_returns[-1], ep.rewards.sum())
-    assert np.isclose(ep.predicted_returns[0], ep.plan_returns[0])  # the plan covers the episode
+    first = ilqr.ilqr_plan(env, s0, _pumping_plan(60)[:20], iters=3)  # the plan at step 0
+    s, remaining = first.states[-1].copy(), 0.0
+    for a in _pumping_plan(60)[20:25]:
+        out = np.empty(3)
+        r, _ = dispatch.step(env.task_id, env.params, s, a, out)
+        remaining, s = remaining + r, out
+    assert np.isclose(ep.predicted_returns[0], first.predicted_return + remaining, rtol=1e-12)
+    assert np.isclose(ep.predicted_returns[0], ep.plan_returns[0] + remaining, rtol=1e-12)
 
 
 def test_mpc_accepts_an_initial_actor_callable():
