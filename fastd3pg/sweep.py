@@ -13,6 +13,14 @@ An experiment file is TOML::
     config = "small.toml"       # optional settings for every run, relative to this file
     [only]                      # optional: an algorithm that runs on some of the envs only
     mpc = ["Pendulum"]
+    [methods.d3pg-cosine]       # optional: a named method, an algorithm with its own settings,
+    algo = "d3pg"               # listed in algos like an algorithm (its runs and table rows
+    reg = "cosine"              # go by its name)
+
+**Methods.** A ``[methods.NAME]`` table defines a method: ``algo`` (a registered algorithm) and
+any of that algorithm's config keys. Its runs train ``algo`` with a settings file the sweep
+writes to ``<results>/methods/NAME.toml``: the experiment's ``config`` with these keys added to
+the ``[algo]`` table (they win over the file's, and the task's tuned settings stay below both).
 
 **Where results go.** The experiment file lives in ``<project>/runs/experiments/``; its results
 go to ``<project>/runs/results/<name>/<Task>/<algo>/seed<k>/`` whatever the current folder
@@ -74,6 +82,7 @@ the same path on the node.
 """
 
 import csv
+import json
 import os
 import re
 import shutil
@@ -117,7 +126,8 @@ def load_experiment(path) -> dict:
     from fastd3pg.physics import names
     from fastd3pg.train import ALGOS
 
-    unknown = set(data) - {"name", "envs", "algos", "seeds", "steps", "config", "only"}
+    unknown = set(data) - {"name", "envs", "algos", "seeds", "steps", "config", "only",
+                           "methods"}
     if unknown:
         raise ConfigError(f"{path}: unknown key(s) {sorted(unknown)}")
     try:
@@ -137,9 +147,11 @@ def load_experiment(path) -> dict:
     for env in exp["envs"]:
         if env not in names():
             raise ConfigError(f"{path}: unknown env {env!r}; valid: {', '.join(names())}")
+    exp["methods"] = _load_methods(path, data.get("methods", {}))
     for algo in exp["algos"]:
-        if algo not in ALGOS:
-            raise ConfigError(f"{path}: unknown algo {algo!r}; valid: {', '.join(ALGOS)}")
+        if algo not in ALGOS and algo not in exp["methods"]:
+            raise ConfigError(f"{path}: unknown algo {algo!r}; valid: {', '.join(ALGOS)}"
+                              + "".join(f", {m}" for m in exp["methods"]))
     only = data.get("only", {})
     if not isinstance(only, dict) or not all(isinstance(v, list) for v in only.values()):
         raise ConfigError(f"{path}: only must be a table of algo = [envs]")
@@ -167,6 +179,56 @@ def load_experiment(path) -> dict:
     return exp
 
 
+def _load_methods(path, methods) -> dict:
+    """The experiment's ``[methods]`` as ``name -> (algo, settings)``, every setting checked
+    against the algorithm's config."""
+    from fastd3pg.control import agent_class
+    from fastd3pg.control.configio import apply_overrides
+    from fastd3pg.train import ALGOS
+
+    if not isinstance(methods, dict) or not all(isinstance(v, dict) for v in methods.values()):
+        raise ConfigError(f"{path}: methods must hold tables [methods.NAME]")
+    out = {}
+    for name, table in methods.items():
+        settings = dict(table)
+        algo = settings.pop("algo", None)
+        if name in ALGOS:
+            raise ConfigError(f"{path}: method {name!r} has the name of an algorithm")
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", name) or name in (".", ".."):
+            raise ConfigError(f"{path}: method name must be a plain folder name, got {name!r}")
+        if algo not in ALGOS:
+            raise ConfigError(f"{path}: methods.{name} needs algo = one of {', '.join(ALGOS)}, "
+                              f"got {algo!r}")
+        apply_overrides(agent_class(algo).config_class(), settings, f"{path}: methods.{name}")
+        out[name] = (algo, settings)
+    return out
+
+
+def _toml_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+
+
+def method_config_text(exp: dict, method: str) -> str:
+    """The settings file of ``method``'s runs (see **Methods** above)."""
+    algo, settings = exp["methods"][method]
+    data = load_toml(exp["config"]) if exp["config"] is not None else {}
+    data.setdefault(algo, {}).update(settings)
+    source = exp["config"].name if exp["config"] is not None else "no config file"
+    lines = [f"# {method}: {algo} with the settings of methods.{method} in "
+             f"{exp['path'].name}, over {source}"]
+    lines += [f"{k} = {_toml_value(v)}" for k, v in data.items() if not isinstance(v, dict)]
+    for table, values in data.items():
+        if isinstance(values, dict):
+            lines += [f"[{table}]"] + [f"{k} = {_toml_value(v)}" for k, v in values.items()]
+    return "\n".join(lines) + "\n"
+
+
 def project_root(experiment) -> Path:
     """The folder holding the nearest ``runs`` folder above ``experiment``, else its folder."""
     folder = Path(experiment).resolve().parent
@@ -186,10 +248,12 @@ def results_dir(exp: dict, results=None) -> Path:
 @dataclass(frozen=True)
 class Run:
     env: str
-    algo: str
+    algo: str  # the experiment's name for the method: an algorithm or one of its [methods]
     seed: int
     steps: int
     out: Path
+    trains: str = ""  # the registered algorithm that runs (algo, unless algo is a method)
+    config: Path | None = None  # the settings file of the run
 
     @property
     def label(self) -> str:
@@ -198,9 +262,29 @@ class Run:
 
 def plan(exp: dict, root: Path) -> list:
     """Every run of the experiment, in file order."""
-    return [Run(env, algo, seed, exp["steps"][env], run_dir(root, env, algo, seed))
-            for env in exp["envs"] for algo in exp["algos"] if env in exp["only"].get(algo, [env])
-            for seed in exp["seeds"]]
+    runs = []
+    for env in exp["envs"]:
+        for algo in exp["algos"]:
+            if env not in exp["only"].get(algo, [env]):
+                continue
+            if algo in exp["methods"]:
+                trains, config = exp["methods"][algo][0], method_config_path(root, algo)
+            else:
+                trains, config = algo, exp["config"]
+            runs += [Run(env, algo, seed, exp["steps"][env], run_dir(root, env, algo, seed),
+                         trains, config) for seed in exp["seeds"]]
+    return runs
+
+
+def method_config_path(root: Path, method: str) -> Path:
+    return Path(root) / "methods" / f"{method}.toml"
+
+
+def write_method_configs(exp: dict, root: Path):
+    """Write each method's settings file (:func:`method_config_text`) where its runs read it."""
+    for method in exp["methods"]:
+        write_atomic(method_config_path(root, method),
+                     method_config_text(exp, method).encode("utf-8"))
 
 
 def run_dir(root: Path, env, algo, seed) -> Path:
@@ -281,7 +365,7 @@ def write_atomic(path: Path, data: bytes):
 
 # -- one run's process, shared by the backends -------------------------------------------------
 def train_command(run: Run, out, config, resume: bool) -> list:
-    cmd = [sys.executable, "-m", "fastd3pg.train", "--env", run.env, "--algo", run.algo,
+    cmd = [sys.executable, "-m", "fastd3pg.train", "--env", run.env, "--algo", run.trains,
            "--seed", str(run.seed), "--steps", str(run.steps), "--out", str(out)]
     if config is not None:
         cmd += ["--config", str(config)]
@@ -344,10 +428,9 @@ def outcome_of(code: int, log: Path) -> Outcome:
 class LocalBackend:
     """``jobs`` training processes at a time on this machine, writing in the results folder."""
 
-    def __init__(self, jobs: int, cwd: Path, config=None):
+    def __init__(self, jobs: int, cwd: Path):
         self.slots = max(1, int(jobs))
         self.cwd = Path(cwd)
-        self.config = config
         self._procs = {}  # Run -> (Popen, log file)
         self._env = train_environ()
         # The sweep's own death (even SIGKILL) interrupts its runs, which write a checkpoint.
@@ -370,7 +453,7 @@ class LocalBackend:
 
     def start(self, run: Run):
         resume = prepare(run.out)
-        config = self._rel(self.config) if self.config is not None else None
+        config = self._rel(run.config) if run.config is not None else None
         log = open(run.out / "train.log", "ab" if resume else "wb")
         proc = subprocess.Popen(
             train_command(run, self._rel(run.out), config, resume), cwd=self.cwd,
@@ -465,6 +548,7 @@ def run_sweep(exp: dict, root: Path, backend, stream=sys.stdout) -> dict:
     ``retried`` (attempts lost and restarted) / ``interrupted`` / ``seconds``.
     """
     runs = plan(exp, root)
+    write_method_configs(exp, root)
     pending = deque(r for r in runs if not finished(r.out, r.steps))
     summary = {"done": [], "skipped": [r for r in runs if r not in pending], "failed": [],
                "retried": 0, "interrupted": False, "seconds": 0.0}
@@ -827,11 +911,9 @@ def main(argv=None) -> int:
             if args.backend == "ray":
                 from fastd3pg.sweep_ray import RayBackend
 
-                backend = RayBackend(args.address, args.jobs, project_root(exp["path"]),
-                                     exp["config"])
+                backend = RayBackend(args.address, args.jobs, project_root(exp["path"]))
             else:
-                backend = LocalBackend(args.jobs or os.cpu_count() or 1,
-                                       project_root(exp["path"]), exp["config"])
+                backend = LocalBackend(args.jobs or os.cpu_count() or 1, project_root(exp["path"]))
             saved = signal.signal(signal.SIGTERM, _sigterm)
             try:
                 with _Lock(root):

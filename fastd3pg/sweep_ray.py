@@ -127,7 +127,7 @@ class RayBackend:
     """Runs as Ray tasks on the cluster at ``address`` (None: ``RAY_ADDRESS``, else a local
     cluster), at most ``jobs`` in flight (None: as many as the cluster takes)."""
 
-    def __init__(self, address, jobs, cwd: Path, config=None):
+    def __init__(self, address, jobs, cwd: Path):
         _check_reachable(address)
         try:
             ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
@@ -138,10 +138,6 @@ class RayBackend:
                              ) from None
         self.slots = jobs
         self.cwd = Path(cwd)
-        self.config = None
-        if config is not None:
-            self.config = (str(self._rel(Path(config), Path(config).name)),
-                           Path(config).read_bytes())
         self.source = _source()
         self._task = ray.remote(num_cpus=1, max_retries=0)(train_task)
         self._runs = {}  # ObjectRefGenerator -> Run
@@ -166,7 +162,11 @@ class RayBackend:
 
     def start(self, run):
         resume = prepare(run.out)
-        spec = {"run": run, "out": str(self._rel(run.out, "run")), "config": self.config,
+        config = None
+        if run.config is not None:
+            config = (str(self._rel(Path(run.config), Path(run.config).name)),
+                      Path(run.config).read_bytes())
+        spec = {"run": run, "out": str(self._rel(run.out, "run")), "config": config,
                 "resume": resume, "files": _folder(run.out) if resume else {},
                 "source": self.source}
         self._runs[self._task.remote(spec)] = run

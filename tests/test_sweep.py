@@ -157,6 +157,44 @@ def test_only_restricts_an_algorithm_to_some_envs_and_leaves_the_others_everywhe
     assert len(runs) == 4 * 2
 
 
+def test_a_method_trains_its_algorithm_with_its_settings_over_the_experiments_config(tmp_path):
+    from fastd3pg.train import resolve_config
+
+    (tmp_path / "base.toml").write_text("batch_size = 16\n[d3pg]\nw1 = 0.5\nw2 = 0.25\n")
+    path = tmp_path / "methods.toml"
+    path.write_text('envs = ["Pendulum"]\nalgos = ["ddpg", "d3pg", "cos"]\nseeds = 1\n'
+                    'config = "base.toml"\n[methods.cos]\nalgo = "d3pg"\nreg = "cosine"\n'
+                    'w2 = 0.1\nhidden = [8, 8]\n')
+    exp = sweep.load_experiment(path)
+    root = tmp_path / "results"
+    runs = {r.algo: r for r in sweep.plan(exp, root)}
+    assert runs["cos"].trains == "d3pg" and runs["cos"].out == root / "Pendulum" / "cos" / "seed0"
+    assert runs["ddpg"].trains == "ddpg" and runs["ddpg"].config == tmp_path / "base.toml"
+    sweep.write_method_configs(exp, root)
+    assert runs["cos"].config.is_file()
+    command = sweep.train_command(runs["cos"], runs["cos"].out, runs["cos"].config, False)
+    assert command[command.index("--algo") + 1] == "d3pg"
+    config, _ = resolve_config("Pendulum", "d3pg", runs["cos"].config)
+    assert (config.reg, config.w1, config.w2, config.hidden, config.batch_size) == \
+        ("cosine", 0.5, 0.1, (8, 8), 16)  # the method's keys win, the file's others stay
+    plain, _ = resolve_config("Pendulum", "d3pg", tmp_path / "base.toml")
+    assert (plain.reg, plain.w2) == ("l2", 0.25)
+
+
+@pytest.mark.parametrize("table, message", [
+    ('[methods.d3pg]\nalgo = "d3pg"\n', "has the name of an algorithm"),
+    ('[methods.x]\nw2 = 0.1\n', "needs algo = one of"),
+    ('[methods.x]\nalgo = "d3pg"\nw3 = 0.1\n', "unknown config key 'w3'"),
+    ('[methods.x]\nalgo = "d3pg"\nw2 = "big"\n', "must be float"),
+])
+def test_bad_methods_give_one_line_errors(tmp_path, table, message):
+    path = tmp_path / "bad.toml"
+    path.write_text('envs = ["Pendulum"]\nalgos = ["ddpg"]\n' + table)
+    result = sweep_cli(path)
+    assert result.returncode == 1 and message in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+
+
 @pytest.mark.parametrize("args, message", [
     (["--jobs", "0"], "must be >= 1"),
     (["--address", "127.0.0.1:1"], "--address needs --backend ray"),
@@ -456,7 +494,7 @@ def test_report_tables_add_the_iqm_and_the_improvement_over_ddpg_with_intervals(
     write_results(root, finals)
     write_run(sweep.run_dir(root, "Pendulum", "sac", 4), 800, history=0.99)  # unfinished
     exp = {"name": "synthetic", "envs": envs, "algos": algos, "seeds": list(range(5)),
-           "steps": {e: 1600 for e in envs}, "only": {}}
+           "steps": {e: 1600 for e in envs}, "only": {}, "methods": {}, "config": None}
     text = sweep.write_report(exp, root, resamples=2000, seed=3)
     table = read_table(root)
 
@@ -507,7 +545,7 @@ def test_report_without_ddpg_leaves_the_improvement_cells_empty(tmp_path):
     root = tmp_path / "results"
     write_results(root, {("Pendulum", "d3pg"): [0.25, 0.5, 0.75]})
     exp = {"name": "alone", "envs": ["Pendulum"], "algos": ["d3pg"], "seeds": [0, 1, 2],
-           "steps": {"Pendulum": 1600}, "only": {}}
+           "steps": {"Pendulum": 1600}, "only": {}, "methods": {}, "config": None}
     text = sweep.write_report(exp, root)
     (row,) = read_table(root)  # one task: no row across tasks
     assert (row["task"], row["n"], number(row["iqm"])) == ("Pendulum", "3", 0.5)
