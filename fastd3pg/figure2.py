@@ -1,4 +1,4 @@
-"""The paper's Figure 2 on MassPoint: critic surfaces against the truth, learning curves, gradient fidelity.
+"""The paper's Figure 2 on MassPoint: critic surfaces against the truth, learning, fidelity.
 
     python -m fastd3pg.figure2 [--out DIR] [--seeds N] [--steps N] [--stages EARLY,MID]
             [--config FILE.toml] [--report]
@@ -19,14 +19,16 @@ reproduces an uninterrupted run exactly), and at the end of each segment, a *sta
   actor's curve ``a = π(s)``.
 
 Stages. ``early`` = 800 timesteps, the first evaluation (8 cycles of 100 steps, 400 updates):
-DDPG's actor is still far from the goal while the gradient-fitted critics already point the
-actor the right way. ``mid`` = 4000 timesteps: on seed 0 every setting's ``return_mean`` has
-just reached its plateau by then (DDPG by 2400-4000), while the critics still differ. The
-``converged`` stage is the end of the run, 20,000 timesteps by default (five times that plateau,
-the budget of ``runs/experiments/table1_quick.toml``). The paper's epochs 1, 10 and 75 are the
-same idea on a finer clock (its whole curve spans ~6000 timesteps); this library evaluates
-every 800 timesteps, so stages are multiples of 800 and a segmented run evaluates exactly when
-an uninterrupted run does.
+the actors of the four settings differ most there (``return_mean`` on seeds 0-3: DDPG from
+-1.58 to 0.86, ``w1 = 1, w2 = 0`` from 0.67 to 0.88). ``mid`` = 4000 timesteps: by then every
+setting's ``return_mean`` is at or near its plateau on every seed (0.86-0.913; the optimum, full
+speed to the goal, scores 0.913), while the critics are still far from the truth (surface RMS
+error 3-6, against 0.7-1.4 at the end without the state-gradient term). ``converged`` is the
+end of the run, 20,000 timesteps by default (five times ``mid``, the budget of
+``runs/experiments/table1_quick.toml``).
+The paper's epochs 1, 10 and 75 are the same idea on a finer clock (its whole curve spans
+~6000 timesteps); this library evaluates every 800 timesteps, so stages are multiples of 800
+and a segmented run evaluates exactly when an uninterrupted run does.
 
 Files (``--out``, default ``runs/results/figure2`` in the current folder)::
 
@@ -71,20 +73,21 @@ DEFAULT_SEEDS = 4
 DEFAULT_STEPS = 20000
 DEFAULT_STAGES = (800, 4000)  #: timesteps of the early and mid stages (the end is the third)
 STAGES = ("early", "mid", "converged")
-# The grid of the surfaces: every state from one step short of the goal zone to twice the start
-# distance (the replay buffer reaches further left during the first episodes), every action.
+# The grid of the surfaces: the states from the goal zone's edge to twice the start's distance
+# (the first episodes' exploration reaches further left still), and every action.
 S_GRID = (-1.0, -0.01, 51)
 A_GRID = (-1.0, 1.0, 41)
 _ROWS_PER_CALL = 64  # rows per true_q rollout (BLAS threads slow larger batches, see diagnose)
 STAGE_HEADER = ["stage", "timesteps", "return_mean", "q_rmse", "dq_ds_rmse", "dq_da_rmse"]
-# diagnostics.csv columns drawn and summarized: (column, label, log scale)
+# diagnostics.csv columns drawn and summarized: (column, label, kind of axis). A cosine of
+# one-element gradients is their agreement of signs (its mean: 2p - 1 for p right).
 FIDELITY = (
-    ("critic_q_abserr_median_actor", "median |Q - Q^π| at (s, π(s))", True),
-    ("critic_q_abserr_rel_actor", "that / std(Q^π)", True),
-    ("critic_ds_cos_actor", "cos(∇_s Q, ∇_s Q^π) (1-D: sign)", False),
-    ("critic_da_cos_actor", "cos(∇_a Q, ∇_a Q^π) (1-D: sign)", False),
-    ("critic_ds_relerr_actor", "‖∇_s Q - ∇_s Q^π‖ / ‖∇_s Q^π‖", True),
-    ("critic_da_relerr_actor", "‖∇_a Q - ∇_a Q^π‖ / ‖∇_a Q^π‖", True),
+    ("critic_q_abserr_median_actor", "median |Q - Q^π| at (s, π(s))", "log"),
+    ("critic_q_abserr_rel_actor", "that / std(Q^π)", "log"),
+    ("critic_ds_cos_actor", "cos(∇_s Q, ∇_s Q^π) (1-D: sign)", "cos"),
+    ("critic_da_cos_actor", "cos(∇_a Q, ∇_a Q^π) (1-D: sign)", "cos"),
+    ("critic_ds_relerr_actor", "‖∇_s Q - ∇_s Q^π‖ / ‖∇_s Q^π‖", "log"),
+    ("critic_da_relerr_actor", "‖∇_a Q - ∇_a Q^π‖ / ‖∇_a Q^π‖", "log"),
 )
 
 
@@ -252,8 +255,8 @@ def surfaces(agent) -> dict:
     out.update({f"policy.{k}": v for k, v in policy_arrays.items()})
     out.update({f"critic.{k}": v for k, v in snap["critic"].spec_arrays().items()})
     out.update({"critic.params": snap["phi"], "critic.obs_mean": snap["obs_mean"],
-                "critic.obs_std": snap["obs_std"], "critic.obs_clip": np.float64(snap["obs_clip"]),
-                "critic.mu_q": np.float64(snap["mu_q"]), "critic.sigma_q": np.float64(snap["sigma_q"])})
+                "critic.obs_std": snap["obs_std"]})
+    out.update({f"critic.{k}": np.float64(snap[k]) for k in ("obs_clip", "mu_q", "sigma_q")})
     return out
 
 
@@ -458,13 +461,16 @@ def _summary_text(data: dict, rows: list) -> tuple:
     md = [f"# Figure 2 on {ENV}: mean ± std over {n} seeds\n",
           "| metric | " + " | ".join(s.label for s in settings) + " |",
           "|---" * (len(settings) + 1) + "|"]
-    lines = ["metric,description," + ",".join(f"{s.name}_{x}" for s in settings
-                                               for x in ("mean", "std"))]
+    buf = io.StringIO()
+    table = csv.writer(buf, lineterminator="\n")
+    table.writerow(["metric", "description"] + [f"{s.name}_{x}" for s in settings
+                                                for x in ("mean", "std")])
     for metric, text, values in rows:
         stats = [(float(np.mean(values[s])), float(np.std(values[s]))) for s in settings]
-        md.append(f"| {text} | " + " | ".join(f"{m:.3f} ± {d:.3f}" for m, d in stats) + " |")
-        lines.append(f"{metric},\"{text}\"," + ",".join(f"{m!r},{d!r}" for m, d in stats))
-    return "\n".join(md) + "\n", "\n".join(lines) + "\n"
+        cell = text.replace("|", "\\|")  # a bar inside a Markdown table's cell
+        md.append(f"| {cell} | " + " | ".join(f"{m:.3f} ± {d:.3f}" for m, d in stats) + " |")
+        table.writerow([metric, text] + [repr(x) for pair in stats for x in pair])
+    return "\n".join(md) + "\n", buf.getvalue()
 
 
 def _save_figure(fig, path: Path):
@@ -543,12 +549,12 @@ def plot_curves(data: dict, path: Path):
 
     from fastd3pg.diagnose import HEADER
 
-    panels = [("metrics", 3, "return_mean (normalized)", False),
-              ("metrics", 4, "return_history (normalized)", False)]
-    panels += [("diagnostics", HEADER.index(col), label, log) for col, label, log in FIDELITY]
+    panels = [("metrics", 3, "return_mean (normalized)", "return"),
+              ("metrics", 4, "return_history (normalized)", "return")]
+    panels += [("diagnostics", HEADER.index(col), label, axis) for col, label, axis in FIDELITY]
     cols = 4
     fig, axes = plt.subplots(2, cols, figsize=(4.2 * cols, 7.2), sharex=True, squeeze=False)
-    for ax, (kind, k, label, log) in zip(axes.flat, panels):
+    for ax, (kind, k, label, axis) in zip(axes.flat, panels):
         for setting, d in data["runs"].items():
             tables = [r[kind] for r in d["seeds"]]
             t = tables[0][:, 0]
@@ -557,10 +563,16 @@ def plot_curves(data: dict, path: Path):
                 mu = np.nanmean(values, axis=0)
                 sd = np.nanstd(values, axis=0)
             line, = ax.plot(t, mu, lw=1.4, label=setting.label)
-            low = np.maximum(mu - sd, mu / 10) if log else mu - sd
-            ax.fill_between(t, low, mu + sd, color=line.get_color(), alpha=0.15, lw=0)
+            low, high = mu - sd, mu + sd
+            if axis == "log":  # a band below zero has no place on a log axis
+                low = np.maximum(low, mu / 10)
+            elif axis == "cos":
+                low, high = np.maximum(low, -1.0), np.minimum(high, 1.0)
+            else:  # a normalized return never exceeds 1 (max_reward x horizon)
+                high = np.minimum(high, 1.0)
+            ax.fill_between(t, low, high, color=line.get_color(), alpha=0.15, lw=0)
         ax.set_title(label, fontsize=9)
-        if log:
+        if axis == "log":
             ax.set_yscale("log")
         ax.grid(alpha=0.3)
     for ax in axes[-1]:
@@ -615,11 +627,11 @@ def main(argv=None) -> int:
                     description="The paper's Figure 2 on MassPoint: train the four (w1, w2) "
                                 "settings, draw critic surfaces against the truth, learning "
                                 "and gradient-fidelity curves.")
-    parser.add_argument("--out", default=str(DEFAULT_OUT),
+    parser.add_argument("--out", default=str(DEFAULT_OUT), metavar="DIR",
                         help=f"results folder (default: {DEFAULT_OUT}, in the current folder)")
-    parser.add_argument("--seeds", type=count(1), default=argparse.SUPPRESS,
+    parser.add_argument("--seeds", type=count(1), default=argparse.SUPPRESS, metavar="N",
                         help=f"seeds 0..N-1 per setting (default: {DEFAULT_SEEDS})")
-    parser.add_argument("--steps", type=count(1), default=argparse.SUPPRESS,
+    parser.add_argument("--steps", type=count(1), default=argparse.SUPPRESS, metavar="N",
                         help=f"timesteps per run, the converged stage (default: {DEFAULT_STEPS})")
     parser.add_argument("--stages", type=_stages, default=argparse.SUPPRESS, metavar="EARLY,MID",
                         help="timesteps of the early and mid stages, multiples of "
