@@ -33,7 +33,8 @@ def describe() -> str:
         doc = (agent_class(algo).config_class.__doc__ or "").strip().splitlines() or [""]
         lines.append(f"  {algo:<9} {SUMMARY.get(algo, doc[0])}")
     lines += ["", "commands: python -m fastd3pg.train --help, python -m fastd3pg.eval --help, "
-              "python -m fastd3pg.sweep --help, python -m fastd3pg.bench --help"]
+              "python -m fastd3pg.sweep --help, python -m fastd3pg.figure2 --help, "
+              "python -m fastd3pg.bench --help"]
     return "\n".join(lines)
 
 
