@@ -192,6 +192,10 @@ def _load_methods(path, methods) -> dict:
     for name, table in methods.items():
         settings = dict(table)
         algo = settings.pop("algo", None)
+        nested = [k for k, v in settings.items() if isinstance(v, dict)]
+        if nested:
+            raise ConfigError(f"{path}: methods.{name} holds a table {nested[0]!r}; a method "
+                              f"name with a dot must be quoted")
         if name in ALGOS:
             raise ConfigError(f"{path}: method {name!r} has the name of an algorithm")
         if not re.fullmatch(r"[A-Za-z0-9_.-]+", name) or name in (".", ".."):

@@ -186,6 +186,7 @@ def test_a_method_trains_its_algorithm_with_its_settings_over_the_experiments_co
     ('[methods.x]\nw2 = 0.1\n', "needs algo = one of"),
     ('[methods.x]\nalgo = "d3pg"\nw3 = 0.1\n', "unknown config key 'w3'"),
     ('[methods.x]\nalgo = "d3pg"\nw2 = "big"\n', "must be float"),
+    ('[methods.x-0.1]\nalgo = "d3pg"\n', "must be quoted"),
 ])
 def test_bad_methods_give_one_line_errors(tmp_path, table, message):
     path = tmp_path / "bad.toml"
