@@ -11,6 +11,7 @@ An experiment file is TOML::
     seeds = 4                   # seeds 0..3 (or a list)
     steps = 20000               # per run (or a table envs -> steps: [steps] Pendulum = 20000)
     config = "small.toml"       # optional settings for every run, relative to this file
+    diagnose = false            # optional: every run with --diagnose (fidelity.md in the report)
     [only]                      # optional: an algorithm that runs on some of the envs only
     mpc = ["Pendulum"]
     [methods.d3pg-cosine]       # optional: a named method, an algorithm with its own settings,
@@ -29,8 +30,10 @@ the experiment file's own folder when there is none). ``--results DIR`` puts the
 instead of ``runs/results/<name>``. Beside the runs the report writes ``figure4.png`` (mean ± std
 over seeds of ``return_mean`` and ``return_history`` against timesteps), and Table 1 of each
 run's final ``return_history`` as ``table1.md``, ``table1.csv`` and ``table1.png`` (its
-intervals). ``--report`` (alias ``--report-only``) only redraws these from the finished runs on
-disk.
+intervals). With ``diagnose = true`` it also writes ``fidelity.md`` and ``fidelity.csv``: per
+task and method, the critic's gradient fidelity from the runs' ``diagnostics.csv``
+(:func:`fidelity_rows`). ``--report`` (alias ``--report-only``) only redraws these from the
+finished runs on disk.
 
 **Table 1.** ``table1.csv`` has one row per task and method with finished runs, then one per
 method with task ``all`` across the tasks on which every method has runs (when there are two
@@ -127,7 +130,7 @@ def load_experiment(path) -> dict:
     from fastd3pg.train import ALGOS
 
     unknown = set(data) - {"name", "envs", "algos", "seeds", "steps", "config", "only",
-                           "methods"}
+                           "methods", "diagnose"}
     if unknown:
         raise ConfigError(f"{path}: unknown key(s) {sorted(unknown)}")
     try:
@@ -162,6 +165,17 @@ def load_experiment(path) -> dict:
             if env not in exp["envs"]:
                 raise ConfigError(f"{path}: only.{algo} names {env!r}, which is not in envs")
     exp["only"] = {algo: list(envs) for algo, envs in only.items()}
+    exp["diagnose"] = data.get("diagnose", False)
+    if not isinstance(exp["diagnose"], bool):
+        raise ConfigError(f"{path}: diagnose must be true or false")
+    if exp["diagnose"]:
+        from fastd3pg.control import agent_class
+
+        for algo in exp["algos"]:
+            trains = exp["methods"][algo][0] if algo in exp["methods"] else algo
+            if not hasattr(agent_class(trains), "critic_snapshot"):
+                raise ConfigError(f"{path}: diagnose measures a critic; {algo} has none that "
+                                  f"it measures")
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", exp["name"]) or exp["name"] in (".", ".."):
         raise ConfigError(f"{path}: name must be a plain folder name, got {exp['name']!r}")
     if data.get("config") is not None:
@@ -258,6 +272,7 @@ class Run:
     out: Path
     trains: str = ""  # the registered algorithm that runs (algo, unless algo is a method)
     config: Path | None = None  # the settings file of the run
+    diagnose: bool = False  # train with --diagnose
 
     @property
     def label(self) -> str:
@@ -276,7 +291,7 @@ def plan(exp: dict, root: Path) -> list:
             else:
                 trains, config = algo, exp["config"]
             runs += [Run(env, algo, seed, exp["steps"][env], run_dir(root, env, algo, seed),
-                         trains, config) for seed in exp["seeds"]]
+                         trains, config, exp.get("diagnose", False)) for seed in exp["seeds"]]
     return runs
 
 
@@ -373,6 +388,8 @@ def train_command(run: Run, out, config, resume: bool) -> list:
            "--seed", str(run.seed), "--steps", str(run.steps), "--out", str(out)]
     if config is not None:
         cmd += ["--config", str(config)]
+    if run.diagnose:
+        cmd.append("--diagnose")
     if resume:
         cmd.append("--resume")
     return cmd
@@ -838,6 +855,63 @@ def plot_intervals(exp: dict, rows: list, path: Path):
     write_atomic(path, buf.getvalue())
 
 
+# The fidelity report's columns of diagnostics.csv (fastd3pg.diagnose), at the actor's action.
+FIDELITY = ("critic_ds_cos_actor", "critic_ds_relerr_actor", "critic_da_cos_actor",
+            "critic_da_relerr_actor", "critic_q_abserr_rel_actor", "target_gs_cos_stored",
+            "target_ga_cos_stored")
+
+
+def fidelity_rows(exp: dict, root: Path) -> list:
+    """One dict per (task, method) whose finished runs have ``diagnostics.csv``: for each column
+    of :data:`FIDELITY`, the mean over seeds of the run's mean over its evaluations
+    (``<column>``), and the same over the last quarter of the evaluations (``<column>_late``)."""
+    runs = {}
+    for run in plan(exp, root):
+        path = run.out / "diagnostics.csv"
+        if finished(run.out, run.steps) and path.is_file():
+            with open(path) as f:
+                table = list(csv.reader(f))
+            header, values = table[0], np.array(table[1:], dtype=np.float64)
+            runs.setdefault((run.env, run.algo), []).append(
+                values[:, [header.index(c) for c in FIDELITY]])
+    rows = []
+    for env in exp["envs"]:
+        for algo in exp["algos"]:
+            if (env, algo) not in runs:
+                continue
+            row = {"task": env, "method": algo, "n": len(runs[env, algo])}
+            for k, column in enumerate(FIDELITY):
+                row[column] = float(np.mean([np.nanmean(v[:, k]) for v in runs[env, algo]]))
+                row[column + "_late"] = float(np.mean(
+                    [np.nanmean(v[-max(1, len(v) // 4):, k]) for v in runs[env, algo]]))
+            rows.append(row)
+    return rows
+
+
+def fidelity_md(exp: dict, rows: list) -> str:
+    names = ("∇_s cos", "∇_s rel. err", "∇_a cos", "∇_a rel. err", "|Q - Q^π| / std",
+             "target g_s cos", "target g_a cos")
+    lines = ["| task | method | n | " + " | ".join(names) + " |",
+             "|---" * (len(names) + 3) + "|"]
+    for r in rows:
+        cells = [f"{r[c]:.3f} ({r[c + '_late']:.3f})" for c in FIDELITY]
+        lines.append(f"| {r['task']} | {r['method']} | {r['n']} | " + " | ".join(cells) + " |")
+    return (f"# {exp['name']}: gradient fidelity of the critic against the simulator's truth\n\n"
+            "Mean over seeds of each run's mean over its evaluations (in brackets: over the last "
+            "quarter of them), from diagnostics.csv (32 replay states per evaluation; the "
+            "critic at the actor's action, the TD target at the stored action; cosines and "
+            "relative errors of the gradients against those of the current actor's true "
+            "Q^π).\n\n" + "\n".join(lines) + "\n")
+
+
+def fidelity_csv(rows: list) -> str:
+    columns = ["task", "method", "n"] + [c + s for c in FIDELITY for s in ("", "_late")]
+    lines = [",".join(columns)]
+    lines += [",".join(str(r[c]) if c in ("task", "method", "n") else repr(r[c])
+                       for c in columns) for r in rows]
+    return "\n".join(lines) + "\n"
+
+
 def write_report(exp: dict, root: Path, resamples=REPORT_RESAMPLES, seed=REPORT_SEED):
     """Write ``figure4.png``, ``table1.md``, ``table1.csv`` and ``table1.png`` from the finished
     runs under ``root``; the Markdown tables, or None when there are no finished runs.
@@ -851,6 +925,10 @@ def write_report(exp: dict, root: Path, resamples=REPORT_RESAMPLES, seed=REPORT_
     plot_intervals(exp, rows, root / "table1.png")
     write_atomic(root / "table1.md", text.encode("utf-8"))
     write_atomic(root / "table1.csv", table_csv(rows).encode("utf-8"))
+    fidelity = fidelity_rows(exp, root)
+    if fidelity:
+        write_atomic(root / "fidelity.md", fidelity_md(exp, fidelity).encode("utf-8"))
+        write_atomic(root / "fidelity.csv", fidelity_csv(fidelity).encode("utf-8"))
     return text
 
 

@@ -552,3 +552,35 @@ def test_report_without_ddpg_leaves_the_improvement_cells_empty(tmp_path):
     assert (row["task"], row["n"], number(row["iqm"])) == ("Pendulum", "3", 0.5)
     assert row["p_beats_ddpg"] == row["p_beats_ddpg_low"] == row["p_beats_ddpg_high"] == ""
     assert "Probability of improvement" not in text and "10,000 resamples, seed 0" in text
+
+
+def test_a_diagnosed_experiment_trains_with_diagnose_and_reports_fidelity(tmp_path):
+    path = make_experiment(tmp_path, "diag", ["MassPoint"], ["ddpg", "d3pg"], 2, 1600)
+    path.write_text(path.read_text() + "diagnose = true\n")
+    exp = sweep.load_experiment(path)
+    runs = sweep.plan(exp, sweep.results_dir(exp))
+    assert all(r.diagnose for r in runs)
+    assert "--diagnose" in sweep.train_command(runs[0], runs[0].out, None, False)
+    result = sweep_cli(path, "--jobs", "2")
+    assert result.returncode == 0, result.stderr
+    root = sweep.results_dir(exp)
+    with open(root / "fidelity.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["task"], r["method"], r["n"]) for r in rows] == [("MassPoint", "ddpg", "2"),
+                                                                 ("MassPoint", "d3pg", "2")]
+    for row in rows:  # each cell is the mean over seeds of the run's mean over evaluations
+        per_run = []
+        for seed in (0, 1):
+            run = root / "MassPoint" / row["method"] / f"seed{seed}"
+            with open(run / "diagnostics.csv") as f:
+                per_run.append(np.mean([float(r["critic_ds_cos_actor"])
+                                        for r in csv.DictReader(f)]))
+        assert float(row["critic_ds_cos_actor"]) == pytest.approx(np.mean(per_run), rel=1e-12)
+    assert "∇_s cos" in (root / "fidelity.md").read_text()
+
+
+def test_diagnose_is_refused_for_a_method_without_a_critic_it_measures(tmp_path):
+    path = tmp_path / "gd.toml"
+    path.write_text('envs = ["MassPoint"]\nalgos = ["gd"]\ndiagnose = true\n')
+    result = sweep_cli(path)
+    assert result.returncode == 1 and "diagnose measures a critic" in result.stderr
