@@ -841,7 +841,11 @@ def plot_intervals(exp: dict, rows: list, path: Path):
 def write_report(exp: dict, root: Path, resamples=REPORT_RESAMPLES, seed=REPORT_SEED):
     """Write ``figure4.png``, ``table1.md``, ``table1.csv`` and ``table1.png`` from the finished
     runs under ``root``; the Markdown tables, or None when there are no finished runs.
-    ``resamples`` and ``seed`` are the bootstrap's."""
+    ``resamples`` and ``seed`` are the bootstrap's. With finished RollingDie runs of both d3pg
+    and ddpg, also the paper's Figure 3, ``figure3.png``, ``figure3.csv`` and ``figure3.json``
+    (:mod:`fastd3pg.figure3`)."""
+    from fastd3pg import figure3
+
     data = collect(exp, root)
     if not data:
         return None
@@ -851,6 +855,15 @@ def write_report(exp: dict, root: Path, resamples=REPORT_RESAMPLES, seed=REPORT_
     plot_intervals(exp, rows, root / "table1.png")
     write_atomic(root / "table1.md", text.encode("utf-8"))
     write_atomic(root / "table1.csv", table_csv(rows).encode("utf-8"))
+    die = {}
+    for run in plan(exp, root):
+        if run.env == figure3.ENV and run.algo in figure3.METHODS and finished(run.out, run.steps):
+            die.setdefault(run.algo, []).append(run.out)
+    if all(die.get(method) for method in figure3.METHODS):
+        try:
+            figure3.make_figure3(die, root)
+        except (figure3.Figure3Error, ValueError) as err:
+            raise SweepError(f"figure3: {' '.join(str(err).split())}") from None
     return text
 
 
