@@ -1,6 +1,7 @@
 """A RollingDie episode drawn as the paper's Figure 3: the die's outline at its start, at each
 impact (its pose at the impact's exact time) and at the end, the centre's path and the target
-zone.
+zone. :func:`draw_episode` draws on given axes (with a strobe and numbered bounces, as
+:mod:`fastd3pg.figure3` does for trained actors).
 
     python -m fastd3pg.render.draw_die --out die.png [--seed 0] [--torque 0.0]
 """
