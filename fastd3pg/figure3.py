@@ -77,12 +77,12 @@ from fastd3pg._cli import Parser, count
 from fastd3pg._jit import jit
 from fastd3pg.physics.rolling_die import (HALF_SIZE, LOG_SIZE, NCOL, TARGET_X,
                                           RollingDie, read_log, simulate)
+from fastd3pg.physics.rolling_die_contact import FLAT_GAP  # a die this low lies on the ground
 
 ENV = "RollingDie"
 METHODS = ("d3pg", "ddpg")  #: the methods compared, in the order drawn
 LABELS = {"d3pg": "D3PG", "ddpg": "DDPG"}
 MIN_CLEARANCE = 0.1  #: metres the lowest corner must clear between two contacts
-FLAT_GAP = 2e-3  #: the simulator's lying-flat gap (m): a die this low lies on the ground
 N_THROWS = 256
 THROW_SEED = 3
 HARD_FRACTION = 0.25  #: the share of the throws that are hard
