@@ -34,7 +34,7 @@ def describe() -> str:
         lines.append(f"  {algo:<9} {SUMMARY.get(algo, doc[0])}")
     lines += ["", "commands: python -m fastd3pg.train --help, python -m fastd3pg.eval --help, "
               "python -m fastd3pg.sweep --help, python -m fastd3pg.figure2 --help, "
-              "python -m fastd3pg.bench --help"]
+              "python -m fastd3pg.figure3 --help, python -m fastd3pg.bench --help"]
     return "\n".join(lines)
 
 

@@ -915,7 +915,11 @@ def fidelity_csv(rows: list) -> str:
 def write_report(exp: dict, root: Path, resamples=REPORT_RESAMPLES, seed=REPORT_SEED):
     """Write ``figure4.png``, ``table1.md``, ``table1.csv`` and ``table1.png`` from the finished
     runs under ``root``; the Markdown tables, or None when there are no finished runs.
-    ``resamples`` and ``seed`` are the bootstrap's."""
+    ``resamples`` and ``seed`` are the bootstrap's. With finished RollingDie runs of both d3pg
+    and ddpg, also the paper's Figure 3, ``figure3.png``, ``figure3.csv`` and ``figure3.json``
+    (:mod:`fastd3pg.figure3`)."""
+    from fastd3pg import figure3
+
     data = collect(exp, root)
     if not data:
         return None
@@ -929,6 +933,15 @@ def write_report(exp: dict, root: Path, resamples=REPORT_RESAMPLES, seed=REPORT_
     if fidelity:
         write_atomic(root / "fidelity.md", fidelity_md(exp, fidelity).encode("utf-8"))
         write_atomic(root / "fidelity.csv", fidelity_csv(fidelity).encode("utf-8"))
+    die = {}
+    for run in plan(exp, root):
+        if run.env == figure3.ENV and run.algo in figure3.METHODS and finished(run.out, run.steps):
+            die.setdefault(run.algo, []).append(run.out)
+    if all(die.get(method) for method in figure3.METHODS):
+        try:
+            figure3.make_figure3(die, root)
+        except (figure3.Figure3Error, ValueError) as err:
+            raise SweepError(f"figure3: {' '.join(str(err).split())}") from None
     return text
 
 

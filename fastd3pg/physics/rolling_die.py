@@ -281,6 +281,23 @@ def events(p, s, a, log):
     simulate(p, s, a, out, D, False, log)
 
 
+EVENT_KINDS = {
+    EV_BOUNCE_STICK: "bounce-stick", EV_BOUNCE_SLIDE: "bounce-slide",
+    EV_HOLD_STICK: "hold-stick", EV_HOLD_SLIDE: "hold-slide", EV_TWO: "two",
+    EV_FLAT: "flat", EV_CAP: "cap", EV_BOUNCE_CAPPED: "bounce-capped",
+}  #: the name of each event code of the log
+
+
+def read_log(log):
+    """The events of one step's ``log`` (filled by :func:`simulate`) as
+    :meth:`RollingDie.events` returns them."""
+    result = []
+    for n in range(int(log[0])):
+        code, t, x, y, th = log[1 + 5 * n: 6 + 5 * n]
+        result.append((EVENT_KINDS[int(code) // 10], int(code) % 10, t, x, y, th))
+    return result
+
+
 class RollingDie(Env):
     __doc__ = __doc__
     name = "RollingDie"
@@ -326,16 +343,7 @@ class RollingDie(Env):
         a = self._check(action, self.action_dim, "action")
         log = np.zeros(LOG_SIZE)
         events(self.params, s, a, log)
-        kinds = {
-            EV_BOUNCE_STICK: "bounce-stick", EV_BOUNCE_SLIDE: "bounce-slide",
-            EV_HOLD_STICK: "hold-stick", EV_HOLD_SLIDE: "hold-slide", EV_TWO: "two",
-            EV_FLAT: "flat", EV_CAP: "cap", EV_BOUNCE_CAPPED: "bounce-capped",
-        }
-        result = []
-        for n in range(int(log[0])):
-            code, t, x, y, th = log[1 + 5 * n: 6 + 5 * n]
-            result.append((kinds[int(code) // 10], int(code) % 10, t, x, y, th))
-        return result
+        return read_log(log)
 
     def corners(self, state):
         """World positions of the four corners, shape (4, 2)."""

@@ -9,7 +9,8 @@
 
 Everything is drawn with matplotlib's Agg canvas, so no display is needed. Each task's picture
 is a scene in :mod:`fastd3pg.render.scenes`. Figures:
-``python -m fastd3pg.render.draw_die`` (the paper's Figure 3) and
+``python -m fastd3pg.render.draw_die`` (a throw drawn as in the paper's Figure 3, which
+:mod:`fastd3pg.figure3` makes from trained actors) and
 ``python -m fastd3pg.render.draw_cheetah`` (a HalfCheetah filmstrip).
 """
 
