@@ -1028,8 +1028,11 @@ def main(argv=None) -> int:
         print(f"{parser.prog}: no finished runs of {exp['name']} under {root}", file=sys.stderr)
         return 1
     print(text)
-    print(f"figures: {root / 'figure4.png'}, {root / 'table1.png'}\n"
-          f"tables: {root / 'table1.md'}, {root / 'table1.csv'}")
+    figures = [root / name for name in ("figure4.png", "table1.png", "figure3.png")
+               if (root / name).is_file()]
+    tables = [root / name for name in ("table1.md", "table1.csv", "fidelity.md", "figure3.csv")
+              if (root / name).is_file()]
+    print(f"figures: {', '.join(map(str, figures))}\ntables: {', '.join(map(str, tables))}")
     return 1 if summary is not None and summary["failed"] else 0
 
 

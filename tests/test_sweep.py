@@ -577,6 +577,7 @@ def test_a_diagnosed_experiment_trains_with_diagnose_and_reports_fidelity(tmp_pa
                                         for r in csv.DictReader(f)]))
         assert float(row["critic_ds_cos_actor"]) == pytest.approx(np.mean(per_run), rel=1e-12)
     assert "∇_s cos" in (root / "fidelity.md").read_text()
+    assert str(root / "fidelity.md") in result.stdout.splitlines()[-1]  # the files it wrote
 
 
 def test_diagnose_is_refused_for_a_method_without_a_critic_it_measures(tmp_path):
