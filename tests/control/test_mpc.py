@@ -106,8 +106,8 @@ def test_the_prediction_is_received_plus_plan_plus_remaining_initial_actions(nam
         plan = agent.work.U.copy()  # the plan whose first action was applied at step t
         expected = _reference_prediction(env, s, t, received, plan, rollout)
         tails += t + horizon < env.horizon
-        # Same simulator kernels and NumPy's summation order: equal, not just close.
-        assert agent.returns_per_action()[0] == expected, t
+        # compiled sum against the NumPy reference: equal up to summation rounding on any processor
+        assert agent.returns_per_action()[0] == pytest.approx(expected, rel=1e-12, abs=1e-12), t
         s, r, terminated = _step(env, s, plan[0])
         received += r
         np.testing.assert_array_equal(agent.state, s)
