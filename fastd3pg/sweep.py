@@ -7,7 +7,7 @@ An experiment file is TOML::
 
     name = "quick"              # results go to runs/results/<name>/
     envs = ["Pendulum", "MassPoint"]
-    algos = ["ddpg", "d3pg"]
+    algos = ["ddpg", "d3pg", "d3pg-cosine"]
     seeds = 4                   # seeds 0..3 (or a list)
     steps = 20000               # per run (or a table envs -> steps: [steps] Pendulum = 20000)
     config = "small.toml"       # optional settings for every run, relative to this file
