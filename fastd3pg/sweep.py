@@ -7,7 +7,7 @@ An experiment file is TOML::
 
     name = "quick"              # results go to runs/results/<name>/
     envs = ["Pendulum", "MassPoint"]
-    algos = ["ddpg", "d3pg"]
+    algos = ["ddpg", "d3pg", "d3pg-cosine"]
     seeds = 4                   # seeds 0..3 (or a list)
     steps = 20000               # per run (or a table envs -> steps: [steps] Pendulum = 20000)
     config = "small.toml"       # optional settings for every run, relative to this file
@@ -17,6 +17,8 @@ An experiment file is TOML::
     [methods.d3pg-cosine]       # optional: a named method, an algorithm with its own settings,
     algo = "d3pg"               # listed in algos like an algorithm (its runs and table rows
     reg = "cosine"              # go by its name)
+    [baselines]                 # optional: the method Table 1 compares a method with (both in
+    d3pg-cosine = "d3pg"        # algos); the others compare with ddpg when it is in algos
 
 **Methods.** A ``[methods.NAME]`` table defines a method: ``algo`` (a registered algorithm) and
 any of that algorithm's config keys. Its runs train ``algo`` with a settings file the sweep
@@ -35,19 +37,32 @@ task and method, the critic's gradient fidelity from the runs' ``diagnostics.csv
 (:func:`fidelity_rows`). ``--report`` (alias ``--report-only``) only redraws these from the
 finished runs on disk.
 
-**Table 1.** ``table1.csv`` has one row per task and method with finished runs, then one per
-method with task ``all`` across the tasks on which every method has runs (when there are two
-or more). Its columns:
+**Table 1.** Each method is compared with its *baseline*: the method its ``[baselines]``
+entry names, else ``ddpg`` when ``ddpg`` is in ``algos`` (``ddpg`` itself then has none), else
+none. ``table1.csv`` has one row per task and method with finished runs, then one per method
+with task ``all``: across the tasks on which the method and its baseline both have finished
+runs (for a method without a baseline, the tasks where it has runs), when there are two or
+more. Its columns:
 
 - ``task``, ``method``; ``n``: the runs; ``mean``, ``std``: over the runs (std with ddof 0);
-  for ``all``, over every run of those tasks pooled;
+  for ``all``, over every run of its tasks pooled;
 - ``iqm``, ``iqm_low``, ``iqm_high``: the interquartile mean (of the pooled runs for ``all``)
   and its 95% stratified bootstrap interval;
 - ``p_beats_ddpg``, ``p_beats_ddpg_low``, ``p_beats_ddpg_high``: the probability that a run of
-  the method beats a run of ``ddpg`` on the same task (ties half; for ``all``, averaged over
-  the tasks) and its interval; empty for ``ddpg`` itself and where ``ddpg`` has no runs.
+  the method beats a run of ``ddpg`` on the same task (ties half) and its interval; for
+  ``all``, averaged over the tasks on which the method and ``ddpg`` both have runs (when there
+  are two or more), which may not be the row's own; empty for ``ddpg`` itself and where
+  ``ddpg`` has no runs;
+- ``baseline``: the method's baseline, empty when it has none;
+- ``p_beats_baseline``, ``p_beats_baseline_low``, ``p_beats_baseline_high``: the same against
+  the baseline (for ``all``, averaged over the row's tasks); empty where the method has no
+  baseline or its baseline has no runs on the task;
+- ``tasks``: how many tasks the row covers (1 but for ``all``).
 
-The bootstrap (``fastd3pg.stats``) resamples runs within each task, 10,000 times, from seed 0;
+``table1.md`` holds the tables of mean ± std, IQM and P(method > its baseline), the baseline
+named beside each method, and says under them which tasks each ``all`` row covers.
+``table1.png`` draws the IQM and P(method > its baseline) with their intervals. The bootstrap
+(``fastd3pg.stats``) resamples runs within each task, 10,000 times, from seed 0;
 ``table1.md`` says so under the tables.
 
 **Backends.** Each run is ``python -m fastd3pg.train`` in its own process, with one thread
@@ -112,12 +127,14 @@ POLL_S = 0.2
 # One thread per run: runs are the unit of parallelism, and results must not depend on it.
 THREAD_VARS = ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 TRAIN = "python -m fastd3pg.train"
-BASELINE = "ddpg"  # the method Table 1's probability of improvement compares with
+DDPG = "ddpg"  # the default baseline, and the p_beats_ddpg columns' method
 AGGREGATE = "all"  # the task of the rows across tasks
 REPORT_RESAMPLES = 10_000
 REPORT_SEED = 0
 COLUMNS = ("task", "method", "n", "mean", "std", "iqm", "iqm_low", "iqm_high",
-           "p_beats_ddpg", "p_beats_ddpg_low", "p_beats_ddpg_high")
+           "p_beats_ddpg", "p_beats_ddpg_low", "p_beats_ddpg_high",
+           "baseline", "p_beats_baseline", "p_beats_baseline_low", "p_beats_baseline_high",
+           "tasks")
 _STOPPED_EARLY = re.compile(r"stopped early at timestep (\d+)")
 
 
@@ -130,7 +147,7 @@ def load_experiment(path) -> dict:
     from fastd3pg.train import ALGOS
 
     unknown = set(data) - {"name", "envs", "algos", "seeds", "steps", "config", "only",
-                           "methods", "diagnose"}
+                           "methods", "diagnose", "baselines"}
     if unknown:
         raise ConfigError(f"{path}: unknown key(s) {sorted(unknown)}")
     try:
@@ -165,6 +182,7 @@ def load_experiment(path) -> dict:
             if env not in exp["envs"]:
                 raise ConfigError(f"{path}: only.{algo} names {env!r}, which is not in envs")
     exp["only"] = {algo: list(envs) for algo, envs in only.items()}
+    exp["baselines"] = _load_baselines(path, data.get("baselines", {}), exp["algos"])
     exp["diagnose"] = data.get("diagnose", False)
     if not isinstance(exp["diagnose"], bool):
         raise ConfigError(f"{path}: diagnose must be true or false")
@@ -220,6 +238,32 @@ def _load_methods(path, methods) -> dict:
         apply_overrides(agent_class(algo).config_class(), settings, f"{path}: methods.{name}")
         out[name] = (algo, settings)
     return out
+
+
+def _load_baselines(path, baselines, algos) -> dict:
+    """The experiment's ``[baselines]`` as ``method -> baseline``, both in ``algos``."""
+    if not isinstance(baselines, dict):
+        raise ConfigError(f"{path}: baselines must be a table of method = \"baseline\"")
+    for method, baseline in baselines.items():
+        if method not in algos:
+            raise ConfigError(f"{path}: baselines names {method!r}, which is not in algos")
+        if not isinstance(baseline, str):
+            raise ConfigError(f"{path}: baselines.{method} must be a method name in quotes, "
+                              f"got {baseline!r}")
+        if baseline == method:
+            raise ConfigError(f"{path}: baselines.{method} names the method itself")
+        if baseline not in algos:
+            raise ConfigError(f"{path}: baselines.{method} names {baseline!r}, which is not in "
+                              f"algos")
+    return dict(baselines)
+
+
+def baseline_of(exp: dict, method: str):
+    """The method Table 1 compares ``method`` with: its ``[baselines]`` entry, else ddpg when
+    ddpg is in the experiment (and is not ``method``), else None."""
+    if method in exp.get("baselines", {}):
+        return exp["baselines"][method]
+    return DDPG if DDPG in exp["algos"] and method != DDPG else None
 
 
 def _toml_value(value) -> str:
@@ -671,56 +715,67 @@ def final_scores(data: dict) -> dict:
     return {key: np.array([r[-1, 4] for r in runs]) for key, runs in data.items()}
 
 
-def aggregate_tasks(exp: dict, finals: dict) -> list:
-    """The tasks on which every method with finished runs has some: those the aggregate rows
-    cover, so that every method's aggregate is over the same tasks."""
-    methods = [a for a in exp["algos"] if any((e, a) in finals for e in exp["envs"])]
-    return [e for e in exp["envs"] if methods and all((e, a) in finals for a in methods)]
+def aggregate_tasks(exp: dict, finals: dict, method: str, other=None) -> list:
+    """The tasks of ``method``'s ``all`` row when it compares with ``other`` (None: no
+    comparison): those on which both have finished runs, or [] when they are fewer than two."""
+    tasks = [e for e in exp["envs"]
+             if (e, method) in finals and (other is None or (e, other) in finals)]
+    return tasks if len(tasks) > 1 else []
 
 
-def _groups(exp: dict, finals: dict) -> list:
-    """(row name, its tasks): each task alone, then ``all`` when it covers two tasks or more."""
-    common = aggregate_tasks(exp, finals)
-    return [(e, [e]) for e in exp["envs"]] + ([(AGGREGATE, common)] if len(common) > 1 else [])
+def _compared(exp: dict, finals: dict, task: str, method: str, other) -> list:
+    """The tasks over which the row (``task``, ``method``) compares ``method`` with ``other``:
+    ``task`` alone where ``other`` has runs on it, for ``all`` :func:`aggregate_tasks`; [] when
+    there is no comparison (``other`` None or ``method`` itself)."""
+    if other is None or other == method:
+        return []
+    if task == AGGREGATE:
+        return aggregate_tasks(exp, finals, method, other)
+    return [task] if (task, other) in finals else []
 
 
 def table_rows(exp: dict, data: dict, resamples=REPORT_RESAMPLES, seed=REPORT_SEED) -> list:
     """One dict per (task, method) with runs, then per method across tasks (task ``all``),
     with the columns of ``COLUMNS``; ``None`` where a probability of improvement does not
-    apply (ddpg itself, or no ddpg runs on those tasks). Every interval draws its own
-    resamples from ``seed``."""
+    apply (the method itself, or no runs of the other method on those tasks). Every interval
+    draws its own resamples from ``seed``."""
     finals = final_scores(data)
+    groups = [(e, {a: [e] for a in exp["algos"] if (e, a) in finals}) for e in exp["envs"]]
+    across = {a: aggregate_tasks(exp, finals, a, baseline_of(exp, a)) for a in exp["algos"]}
+    groups.append((AGGREGATE, {a: tasks for a, tasks in across.items() if tasks}))
     rows = []
-    for task, tasks in _groups(exp, finals):
-        for algo in exp["algos"]:
-            if not all((t, algo) in finals for t in tasks):
-                continue
+    for task, covers in groups:
+        for algo, tasks in covers.items():
             scores = [finals[t, algo] for t in tasks]
             pooled = np.concatenate(scores)
             low, high = stats.iqm_ci(scores, resamples, seed=seed)
+            baseline = baseline_of(exp, algo)
             row = {"task": task, "method": algo, "n": len(pooled),
                    "mean": float(pooled.mean()), "std": float(pooled.std()),
                    "iqm": stats.iqm(scores), "iqm_low": low, "iqm_high": high,
-                   "p_beats_ddpg": None, "p_beats_ddpg_low": None, "p_beats_ddpg_high": None}
-            if algo != BASELINE and all((t, BASELINE) in finals for t in tasks):
-                base = [finals[t, BASELINE] for t in tasks]
-                low, high = stats.probability_of_improvement_ci(scores, base, resamples,
-                                                                seed=seed)
-                row.update(p_beats_ddpg=stats.probability_of_improvement(scores, base),
-                           p_beats_ddpg_low=low, p_beats_ddpg_high=high)
+                   "baseline": baseline, "tasks": len(tasks)}
+            for key, other in (("p_beats_ddpg", DDPG), ("p_beats_baseline", baseline)):
+                row[key] = row[key + "_low"] = row[key + "_high"] = None
+                compared = _compared(exp, finals, task, algo, other)
+                if compared:
+                    x, y = [finals[t, algo] for t in compared], [finals[t, other] for t in compared]
+                    row[key] = stats.probability_of_improvement(x, y)
+                    row[key + "_low"], row[key + "_high"] = stats.probability_of_improvement_ci(
+                        x, y, resamples, seed=seed)
             rows.append(row)
     return rows
 
 
-def _md_table(exp: dict, rows: list, text) -> list:
-    """A methods x tasks Markdown table of ``text(row)`` (None: no such line), or []."""
+def _md_table(exp: dict, rows: list, text, label=str) -> list:
+    """A methods x tasks Markdown table of ``text(row)`` (None: no such line), each method
+    named ``label(method)``, or []."""
     tasks = list(dict.fromkeys(r["task"] for r in rows))
     cell = {(r["task"], r["method"]): text(r) for r in rows}
     methods = [a for a in exp["algos"] if any(cell.get((t, a)) for t in tasks)]
     if not methods:
         return []
     lines = ["| method | " + " | ".join(tasks) + " |", "|---" * (len(tasks) + 1) + "|"]
-    lines += [f"| {a} | " + " | ".join(cell.get((t, a)) or "-" for t in tasks) + " |"
+    lines += [f"| {label(a)} | " + " | ".join(cell.get((t, a)) or "-" for t in tasks) + " |"
               for a in methods]
     return lines + [""]
 
@@ -733,41 +788,54 @@ def table_md(exp: dict, rows: list, resamples=REPORT_RESAMPLES, seed=REPORT_SEED
         return f"{r['iqm']:.3f} [{r['iqm_low']:.3f}, {r['iqm_high']:.3f}]"
 
     def beats(r):
-        if r["p_beats_ddpg"] is None:
+        if r["p_beats_baseline"] is None:
             return None
-        low, high = r["p_beats_ddpg_low"], r["p_beats_ddpg_high"]
-        return f"{r['p_beats_ddpg']:.3f} [{low:.3f}, {high:.3f}]"
+        low, high = r["p_beats_baseline_low"], r["p_beats_baseline_high"]
+        return f"{r['p_beats_baseline']:.3f} [{low:.3f}, {high:.3f}]"
 
     lines = [f"# {exp['name']}: final normalized return_history", "",
              "Mean ± std over runs (std with ddof 0; runs in parentheses):", "",
              *_md_table(exp, rows, mean_std),
              "Interquartile mean (IQM) [95% CI]:", "", *_md_table(exp, rows, iqm)]
-    comparison = _md_table(exp, rows, beats)
+    comparison = _md_table(exp, rows, beats, _versus(exp))
     if comparison:
-        lines += [f"Probability of improvement over {BASELINE}, P(method > {BASELINE}) "
+        lines += ["Probability of improvement over the method's baseline, P(method > baseline) "
                   "[95% CI]:", "", *comparison]
     lines += ["IQM: the mean of the middle 50% of the runs' scores (a quarter trimmed at each "
-              f"end). P(method > {BASELINE}): the probability that a run of the method scores "
-              f"above a run of {BASELINE} on the same task, ties counting half. 95% CI: "
-              "percentile interval of a stratified bootstrap (each task's runs resampled with "
-              "replacement within the task, each method's independently), "
+              "end). P(method > baseline): the probability that a run of the method scores "
+              "above a run of its baseline (named beside it) on the same task, ties counting "
+              "half. 95% CI: percentile interval of a stratified bootstrap (each task's runs "
+              "resampled with replacement within the task, each method's independently), "
               f"{resamples:,} resamples, seed {seed}."]
-    if any(r["task"] == AGGREGATE for r in rows):
-        common = aggregate_tasks(exp, {(r["task"], r["method"]): None for r in rows})
-        lines += ["", f"`{AGGREGATE}`: the tasks where every method has finished runs "
-                  f"({', '.join(common)}): mean ± std and IQM of their runs pooled, P averaged "
-                  "over them."]
+    across = [r["method"] for r in rows if r["task"] == AGGREGATE]
+    if across:
+        finals = {(r["task"], r["method"]): None for r in rows}
+        spans = []
+        for algo in across:
+            tasks = aggregate_tasks(exp, finals, algo, baseline_of(exp, algo))
+            spans.append(f"{algo} over {len(tasks)}{' tasks' if not spans else ''} "
+                         f"({', '.join(tasks)})")
+        lines += ["", f"`{AGGREGATE}`: {', '.join(spans)}: the tasks where the method and its "
+                  "baseline both have finished runs (all those of a method without one); mean ± "
+                  "std and IQM of their runs pooled, P averaged over them."]
     return "\n".join(lines) + "\n"
 
 
+def _versus(exp: dict):
+    """A method's name with its baseline's: ``d3pg-sac (vs sac)``."""
+    def label(method):
+        baseline = baseline_of(exp, method)
+        return method if baseline is None else f"{method} (vs {baseline})"
+    return label
+
+
 def _csv_cell(value) -> str:
-    return "" if value is None else repr(value)
+    return "" if value is None else value if isinstance(value, str) else repr(value)
 
 
 def table_csv(rows: list) -> str:
     lines = [",".join(COLUMNS)]
-    lines += [",".join(_csv_cell(r[c]) if c not in ("task", "method") else r[c] for c in COLUMNS)
-              for r in rows]
+    lines += [",".join(_csv_cell(r[c]) for c in COLUMNS) for r in rows]
     return "\n".join(lines) + "\n"
 
 
@@ -806,8 +874,8 @@ def plot_figure4(exp: dict, data: dict, path: Path):
 
 
 def plot_intervals(exp: dict, rows: list, path: Path):
-    """Table 1's IQM and P(method > ddpg) as points with their 95% intervals, one band per
-    task (and ``all``), one colour per method."""
+    """Table 1's IQM and P(method > its baseline) as points with their 95% intervals, one band
+    per task (and ``all``), one colour per method."""
     import io
 
     import matplotlib
@@ -818,15 +886,17 @@ def plot_intervals(exp: dict, rows: list, path: Path):
     tasks = list(dict.fromkeys(r["task"] for r in rows))
     methods = [a for a in exp["algos"] if any(r["method"] == a for r in rows)]
     panels = [("iqm", "IQM of the final return_history")]
-    if any(r["p_beats_ddpg"] is not None for r in rows):
-        panels.append(("p_beats_ddpg", f"P(method > {BASELINE})"))
+    if any(r["p_beats_baseline"] is not None for r in rows):
+        panels.append(("p_beats_baseline", "P(method > baseline)"))
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 0.9 + 0.32 * len(tasks)
                                                       * len(methods)), squeeze=False)
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     cell = {(r["task"], r["method"]): r for r in rows}
+    versus = _versus(exp)
     for ax, (key, title) in zip(axes[0], panels):
         for i, algo in enumerate(methods):
-            colour, label = colours[i % len(colours)], algo
+            colour = colours[i % len(colours)]
+            label = versus(algo) if key == "p_beats_baseline" else algo
             for j, task in enumerate(tasks):
                 r = cell.get((task, algo))
                 if r is None or r[key] is None:
@@ -838,7 +908,7 @@ def plot_intervals(exp: dict, rows: list, path: Path):
                 label = None
         if tasks[-1] == AGGREGATE:
             ax.axhline(len(tasks) - 1.5, color="0.3", lw=0.8)
-        if key == "p_beats_ddpg":
+        if key == "p_beats_baseline":
             ax.axvline(0.5, color="0.5", lw=0.8, ls="--")
             ax.set_xlim(-0.02, 1.02)
         ax.set_yticks(range(len(tasks)), tasks)

@@ -135,6 +135,15 @@ def test_results_go_beside_the_experiments_runs_folder_whatever_the_current_fold
     ('envs = ["MassPoint"]\nalgos = ["ddpg"]\n[only]\nmpc = ["MassPoint"]\n', "not in algos"),
     ('envs = ["MassPoint"]\nalgos = ["ddpg"]\n[only]\nddpg = ["Pendulum"]\n', "not in envs"),
     ('envs = ["MassPoint"]\nalgos = ["ddpg"]\nonly = 3\n', "table of algo = [envs]"),
+    ('envs = ["MassPoint"]\nalgos = ["ddpg"]\nbaselines = "ddpg"\n', "baselines must be a table"),
+    ('envs = ["MassPoint"]\nalgos = ["ddpg", "d3pg"]\n[baselines]\nd3pg = "d3pg"\n',
+     "baselines.d3pg names the method itself"),
+    ('envs = ["MassPoint"]\nalgos = ["ddpg", "d3pg"]\n[baselines]\nd3pg = "sac"\n',
+     "baselines.d3pg names 'sac', which is not in algos"),
+    ('envs = ["MassPoint"]\nalgos = ["ddpg", "d3pg"]\n[baselines]\nsac = "ddpg"\n',
+     "baselines names 'sac', which is not in algos"),
+    ('envs = ["MassPoint"]\nalgos = ["ddpg", "d3pg"]\n[baselines]\nd3pg = 3\n',
+     "baselines.d3pg must be a method name in quotes, got 3"),
 ])
 def test_bad_experiment_files_give_one_line_errors(tmp_path, text, message):
     path = tmp_path / "bad.toml"
@@ -179,6 +188,15 @@ def test_a_method_trains_its_algorithm_with_its_settings_over_the_experiments_co
         ("cosine", 0.5, 0.1, (8, 8), 16)  # the method's keys win, the file's others stay
     plain, _ = resolve_config("Pendulum", "d3pg", tmp_path / "base.toml")
     assert (plain.reg, plain.w2) == ("l2", 0.25)
+
+
+def test_a_method_compares_with_its_baselines_entry_else_with_ddpg_when_it_runs():
+    exp = sweep.load_experiment(REPO / "runs" / "experiments" / "appendix.toml")
+    assert {a: sweep.baseline_of(exp, a) for a in exp["algos"]} == {
+        "ddpg": None, "d3pg-cosine": "ddpg", "sac": "ddpg", "d3pg-sac": "sac", "td3": "ddpg",
+        "d3pg-td3": "td3"}
+    alone = {"algos": ["d3pg", "sac"], "baselines": {}}
+    assert sweep.baseline_of(alone, "d3pg") is None and sweep.baseline_of(alone, "sac") is None
 
 
 @pytest.mark.parametrize("table, message", [
@@ -446,7 +464,12 @@ def test_report_from_another_folder_redraws_the_committed_results(tmp_path):
     result = sweep_cli(project / "runs" / "experiments" / "table1_quick.toml", "--report",
                        cwd=elsewhere)
     assert result.returncode == 0, result.stderr
-    assert (copy / "table1.md").read_text() == (committed / "table1.md").read_text()
+    tables = (copy / "table1.md").read_text().split("Probability of improvement")[0]
+    assert tables == (committed / "table1.md").read_text().split("Probability of improvement")[0]
+    with open(committed / "table1.csv") as f:
+        before = list(csv.DictReader(f))
+    with open(copy / "table1.csv") as f:  # the committed columns keep their numbers
+        assert [{c: r[c] for c in before[0]} for r in csv.DictReader(f)] == before
     assert (copy / "figure4.png").stat().st_size > 0 and (copy / "table1.png").stat().st_size > 0
     assert not list(elsewhere.iterdir())
     with open(copy / "table1.csv") as f:
@@ -485,33 +508,44 @@ def number(cell):
     return None if cell == "" else float(cell)
 
 
-def test_report_tables_add_the_iqm_and_the_improvement_over_ddpg_with_intervals(tmp_path):
+def test_report_tables_compare_each_method_with_its_baseline_and_ddpg_with_intervals(tmp_path):
     rng = np.random.default_rng(0)
-    envs, algos = ["MassPoint", "Pendulum", "CartPole"], ["ddpg", "d3pg", "sac"]
-    finals = {(e, a): rng.uniform(size=5) for e in envs for a in ("ddpg", "d3pg")}
+    envs, algos = ["MassPoint", "Pendulum", "CartPole"], ["ddpg", "d3pg", "sac", "d3pg-sac"]
+    finals = {(e, a): rng.uniform(size=5) for e in envs for a in ("ddpg", "d3pg", "d3pg-sac")}
     finals["MassPoint", "sac"] = rng.uniform(size=4)  # sac has no CartPole runs
     finals["Pendulum", "sac"] = np.array([0.5, 0.5, 0.9, 0.1])  # ties with nothing, repeats
     root = tmp_path / "results"
     write_results(root, finals)
     write_run(sweep.run_dir(root, "Pendulum", "sac", 4), 800, history=0.99)  # unfinished
     exp = {"name": "synthetic", "envs": envs, "algos": algos, "seeds": list(range(5)),
-           "steps": {e: 1600 for e in envs}, "only": {}, "methods": {}, "config": None}
+           "steps": {e: 1600 for e in envs}, "only": {}, "methods": {}, "config": None,
+           "baselines": {"d3pg-sac": "sac"}}
     text = sweep.write_report(exp, root, resamples=2000, seed=3)
     table = read_table(root)
 
     assert list(table[0]) == list(sweep.COLUMNS)
-    assert list(sweep.COLUMNS[:5]) == ["task", "method", "n", "mean", "std"]  # the old columns
-    assert [(r["task"], r["method"], r["n"]) for r in table] == [
-        ("MassPoint", "ddpg", "5"), ("MassPoint", "d3pg", "5"), ("MassPoint", "sac", "4"),
-        ("Pendulum", "ddpg", "5"), ("Pendulum", "d3pg", "5"), ("Pendulum", "sac", "4"),
-        ("CartPole", "ddpg", "5"), ("CartPole", "d3pg", "5"),
-        # across the tasks every method has: not CartPole
-        ("all", "ddpg", "10"), ("all", "d3pg", "10"), ("all", "sac", "8")]
-    both = ["MassPoint", "Pendulum"]
-    expected = {(e, a): [finals[e, a]] for e, a in finals}
-    expected.update({("all", a): [finals[e, a] for e in both] for a in algos})
+    assert list(sweep.COLUMNS[:11]) == [  # the columns before baselines, then the new ones
+        "task", "method", "n", "mean", "std", "iqm", "iqm_low", "iqm_high", "p_beats_ddpg",
+        "p_beats_ddpg_low", "p_beats_ddpg_high"]
+    assert list(sweep.COLUMNS[11:]) == ["baseline", "p_beats_baseline", "p_beats_baseline_low",
+                                        "p_beats_baseline_high", "tasks"]
+    assert [(r["task"], r["method"], r["n"], r["tasks"]) for r in table] == [
+        ("MassPoint", "ddpg", "5", "1"), ("MassPoint", "d3pg", "5", "1"),
+        ("MassPoint", "sac", "4", "1"), ("MassPoint", "d3pg-sac", "5", "1"),
+        ("Pendulum", "ddpg", "5", "1"), ("Pendulum", "d3pg", "5", "1"),
+        ("Pendulum", "sac", "4", "1"), ("Pendulum", "d3pg-sac", "5", "1"),
+        ("CartPole", "ddpg", "5", "1"), ("CartPole", "d3pg", "5", "1"),
+        ("CartPole", "d3pg-sac", "5", "1"),
+        # each across the tasks it shares with its baseline: d3pg-sac's without CartPole
+        ("all", "ddpg", "15", "3"), ("all", "d3pg", "15", "3"), ("all", "sac", "8", "2"),
+        ("all", "d3pg-sac", "10", "2")]
+    baselines = {"ddpg": None, "d3pg": "ddpg", "sac": "ddpg", "d3pg-sac": "sac"}
+    across = {"ddpg": envs, "d3pg": envs, "sac": envs[:2], "d3pg-sac": envs[:2]}
+    with_ddpg = {"ddpg": [], "d3pg": envs, "sac": envs[:2], "d3pg-sac": envs}
     for row in table:
-        scores = expected[row["task"], row["method"]]
+        method = row["method"]
+        tasks = [row["task"]] if row["task"] != "all" else across[method]
+        scores = [finals[t, method] for t in tasks]
         pooled = np.concatenate(scores)
         # Written with repr and read back: the same float64 numbers.
         assert number(row["mean"]) == pytest.approx(pooled.mean(), rel=1e-12)  # summation order
@@ -519,39 +553,65 @@ def test_report_tables_add_the_iqm_and_the_improvement_over_ddpg_with_intervals(
         assert number(row["iqm"]) == stats.iqm(scores)
         assert (number(row["iqm_low"]), number(row["iqm_high"])) == stats.iqm_ci(
             scores, 2000, seed=3)
-        beats = [number(row[c]) for c in ("p_beats_ddpg", "p_beats_ddpg_low",
-                                          "p_beats_ddpg_high")]
-        if row["method"] == "ddpg":
-            assert beats == [None, None, None]
-            continue
-        base = expected[row["task"], "ddpg"]
-        assert beats[0] == stats.probability_of_improvement(scores, base)
-        assert tuple(beats[1:]) == stats.probability_of_improvement_ci(scores, base, 2000, seed=3)
+        assert row["baseline"] == (baselines[method] or "")
+        for key, other, compared in (
+                ("p_beats_ddpg", "ddpg", with_ddpg[method] if row["task"] == "all" else tasks),
+                ("p_beats_baseline", baselines[method], tasks)):
+            beats = [number(row[key + end]) for end in ("", "_low", "_high")]
+            if other is None or method == other or (row["task"], other) == ("CartPole", "sac"):
+                assert beats == [None, None, None], (row["task"], method, key)
+                continue
+            x, y = [finals[t, method] for t in compared], [finals[t, other] for t in compared]
+            assert beats[0] == stats.probability_of_improvement(x, y)
+            assert tuple(beats[1:]) == stats.probability_of_improvement_ci(x, y, 2000, seed=3)
     cell = {(r["task"], r["method"]): r for r in table}
-    per_task = [number(cell[e, "sac"]["p_beats_ddpg"]) for e in both]
-    assert number(cell["all", "sac"]["p_beats_ddpg"]) == pytest.approx(np.mean(per_task),
-                                                                       rel=1e-15)
+    per_task = [number(cell[e, "d3pg-sac"]["p_beats_baseline"]) for e in envs[:2]]
+    assert number(cell["all", "d3pg-sac"]["p_beats_baseline"]) == pytest.approx(
+        np.mean(per_task), rel=1e-15)
+    assert cell["CartPole", "d3pg-sac"]["baseline"] == "sac"  # no sac runs there: no P
 
     assert text == (root / "table1.md").read_text()
     assert "2,000 resamples, seed 3" in text
-    assert "every method has finished runs (MassPoint, Pendulum)" in text
-    improvement = text.split("Probability of improvement over ddpg")[1].split("\n\n")[1]
-    assert [line.split(" | ")[0] for line in improvement.splitlines()[2:]] == ["| d3pg", "| sac"]
+    assert ("`all`: ddpg over 3 tasks (MassPoint, Pendulum, CartPole), d3pg over 3 (MassPoint, "
+            "Pendulum, CartPole), sac over 2 (MassPoint, Pendulum), d3pg-sac over 2 (MassPoint, "
+            "Pendulum): ") in text
+    improvement = text.split("Probability of improvement over the method's baseline")[1]
+    lines = improvement.split("\n\n")[1].splitlines()
+    assert lines[0] == "| method | MassPoint | Pendulum | CartPole | all |"
+    assert [line.split(" | ")[0] for line in lines[2:]] == [
+        "| d3pg (vs ddpg)", "| sac (vs ddpg)", "| d3pg-sac (vs sac)"]
+
+    def shown(task):
+        p, low, high = (number(cell[task, "d3pg-sac"]["p_beats_baseline" + end])
+                        for end in ("", "_low", "_high"))
+        return f"{p:.3f} [{low:.3f}, {high:.3f}]"
+
+    assert lines[4] == (f"| d3pg-sac (vs sac) | {shown('MassPoint')} | {shown('Pendulum')} | - | "
+                        f"{shown('all')} |")
     assert (root / "table1.png").stat().st_size > 0
     sweep.write_report(exp, root, resamples=2000, seed=3)
     assert read_table(root) == table  # seeded: the same numbers again
 
 
-def test_report_without_ddpg_leaves_the_improvement_cells_empty(tmp_path):
+def test_report_without_a_baseline_leaves_the_improvement_cells_empty(tmp_path):
     root = tmp_path / "results"
-    write_results(root, {("Pendulum", "d3pg"): [0.25, 0.5, 0.75]})
-    exp = {"name": "alone", "envs": ["Pendulum"], "algos": ["d3pg"], "seeds": [0, 1, 2],
-           "steps": {"Pendulum": 1600}, "only": {}, "methods": {}, "config": None}
+    write_results(root, {("Pendulum", "d3pg"): [0.25, 0.5, 0.75], ("MassPoint", "d3pg"): [0.5],
+                         ("Pendulum", "sac"): [0.1, 0.2]})
+    exp = {"name": "alone", "envs": ["Pendulum", "MassPoint"], "algos": ["d3pg", "sac"],
+           "seeds": [0, 1, 2], "steps": {"Pendulum": 1600, "MassPoint": 1600}, "only": {},
+           "methods": {}, "config": None, "baselines": {}}
     text = sweep.write_report(exp, root)
-    (row,) = read_table(root)  # one task: no row across tasks
-    assert (row["task"], row["n"], number(row["iqm"])) == ("Pendulum", "3", 0.5)
-    assert row["p_beats_ddpg"] == row["p_beats_ddpg_low"] == row["p_beats_ddpg_high"] == ""
+    table = read_table(root)
+    # sac runs on one task: no row across tasks; d3pg's covers its two
+    assert [(r["task"], r["method"], r["n"], r["tasks"]) for r in table] == [
+        ("Pendulum", "d3pg", "3", "1"), ("Pendulum", "sac", "2", "1"),
+        ("MassPoint", "d3pg", "1", "1"), ("all", "d3pg", "4", "2")]
+    assert number(table[0]["iqm"]) == 0.5
+    empty = ["baseline"] + [p + end for p in ("p_beats_ddpg", "p_beats_baseline")
+                            for end in ("", "_low", "_high")]
+    assert all(r[c] == "" for r in table for c in empty)
     assert "Probability of improvement" not in text and "10,000 resamples, seed 0" in text
+    assert "`all`: d3pg over 2 tasks (Pendulum, MassPoint): " in text
 
 
 def test_a_diagnosed_experiment_trains_with_diagnose_and_reports_fidelity(tmp_path):
