@@ -19,6 +19,8 @@ An experiment file is TOML::
     reg = "cosine"              # go by its name)
     [baselines]                 # optional: the method Table 1 compares a method with (both in
     d3pg-cosine = "d3pg"        # algos); the others compare with ddpg when it is in algos
+    [figures]                   # optional: more learning-curve figures, NAME.png of some
+    cosine = ["d3pg", "d3pg-cosine"]  # methods only, drawn as figure4.png is
 
 **Methods.** A ``[methods.NAME]`` table defines a method: ``algo`` (a registered algorithm) and
 any of that algorithm's config keys. Its runs train ``algo`` with a settings file the sweep
@@ -30,7 +32,8 @@ go to ``<project>/runs/results/<name>/<Task>/<algo>/seed<k>/`` whatever the curr
 (``<project>`` is the folder holding the nearest ``runs`` folder above the experiment file, or
 the experiment file's own folder when there is none). ``--results DIR`` puts them in ``DIR``
 instead of ``runs/results/<name>``. Beside the runs the report writes ``figure4.png`` (mean ± std
-over seeds of ``return_mean`` and ``return_history`` against timesteps), and Table 1 of each
+over seeds of ``return_mean`` and ``return_history`` against timesteps), the same for the
+methods of each ``[figures]`` entry in ``NAME.png``, and Table 1 of each
 run's final ``return_history`` as ``table1.md``, ``table1.csv`` and ``table1.png`` (its
 intervals). With ``diagnose = true`` it also writes ``fidelity.md`` and ``fidelity.csv``: per
 task and method, the critic's gradient fidelity from the runs' ``diagnostics.csv``
@@ -147,7 +150,7 @@ def load_experiment(path) -> dict:
     from fastd3pg.train import ALGOS
 
     unknown = set(data) - {"name", "envs", "algos", "seeds", "steps", "config", "only",
-                           "methods", "diagnose", "baselines"}
+                           "methods", "diagnose", "baselines", "figures"}
     if unknown:
         raise ConfigError(f"{path}: unknown key(s) {sorted(unknown)}")
     try:
@@ -183,6 +186,7 @@ def load_experiment(path) -> dict:
                 raise ConfigError(f"{path}: only.{algo} names {env!r}, which is not in envs")
     exp["only"] = {algo: list(envs) for algo, envs in only.items()}
     exp["baselines"] = _load_baselines(path, data.get("baselines", {}), exp["algos"])
+    exp["figures"] = _load_figures(path, data.get("figures", {}), exp["algos"])
     exp["diagnose"] = data.get("diagnose", False)
     if not isinstance(exp["diagnose"], bool):
         raise ConfigError(f"{path}: diagnose must be true or false")
@@ -256,6 +260,28 @@ def _load_baselines(path, baselines, algos) -> dict:
             raise ConfigError(f"{path}: baselines.{method} names {baseline!r}, which is not in "
                               f"algos")
     return dict(baselines)
+
+
+# The report's own files, which a figure of [figures] may not replace.
+REPORT_FILES = ("figure3", "figure4", "table1", "fidelity")
+
+
+def _load_figures(path, figures, algos) -> dict:
+    """The experiment's ``[figures]`` as ``name -> [methods]``, the methods in ``algos``."""
+    if not isinstance(figures, dict):
+        raise ConfigError(f"{path}: figures must be a table of NAME = [methods]")
+    for name, methods in figures.items():
+        if not re.fullmatch(r"[A-Za-z0-9_-]+", name) or name in REPORT_FILES:
+            raise ConfigError(f"{path}: figures.{name}: a figure needs a plain file name other "
+                              f"than {', '.join(REPORT_FILES)}")
+        if not isinstance(methods, list) or not methods or not all(
+                isinstance(m, str) for m in methods):
+            raise ConfigError(f"{path}: figures.{name} must be a list of method names in quotes")
+        for method in methods:
+            if method not in algos:
+                raise ConfigError(f"{path}: figures.{name} names {method!r}, which is not in "
+                                  f"algos")
+    return {name: list(methods) for name, methods in figures.items()}
 
 
 def baseline_of(exp: dict, method: str):
@@ -839,7 +865,10 @@ def table_csv(rows: list) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_figure4(exp: dict, data: dict, path: Path):
+def plot_figure4(exp: dict, data: dict, path: Path, methods=None):
+    """The paper's Figure 4: per task, mean ± std over the runs of ``return_mean`` and
+    ``return_history`` against timesteps, for ``methods`` (default: all of ``algos``) on the
+    tasks where any of them has finished runs."""
     import io
 
     import matplotlib
@@ -847,10 +876,13 @@ def plot_figure4(exp: dict, data: dict, path: Path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    envs = [e for e in exp["envs"] if any((e, a) in data for a in exp["algos"])]
+    methods = exp["algos"] if methods is None else methods
+    envs = [e for e in exp["envs"] if any((e, a) in data for a in methods)]
+    if not envs:
+        return
     fig, axes = plt.subplots(2, len(envs), figsize=(3.2 * len(envs), 5.2), squeeze=False)
     for col, env in enumerate(envs):
-        for algo in exp["algos"]:
+        for algo in methods:
             if (env, algo) not in data:
                 continue
             for row, column in enumerate((3, 4)):
@@ -996,6 +1028,8 @@ def write_report(exp: dict, root: Path, resamples=REPORT_RESAMPLES, seed=REPORT_
     rows = table_rows(exp, data, resamples, seed)
     text = table_md(exp, rows, resamples, seed)
     plot_figure4(exp, data, root / "figure4.png")
+    for name, methods in exp.get("figures", {}).items():
+        plot_figure4(exp, data, root / f"{name}.png", methods)
     plot_intervals(exp, rows, root / "table1.png")
     write_atomic(root / "table1.md", text.encode("utf-8"))
     write_atomic(root / "table1.csv", table_csv(rows).encode("utf-8"))

@@ -144,6 +144,18 @@ def test_results_go_beside_the_experiments_runs_folder_whatever_the_current_fold
      "baselines names 'sac', which is not in algos"),
     ('envs = ["MassPoint"]\nalgos = ["ddpg", "d3pg"]\n[baselines]\nd3pg = 3\n',
      "baselines.d3pg must be a method name in quotes, got 3"),
+    ('envs = ["MassPoint"]\nalgos = ["ddpg"]\nfigures = ["ddpg"]\n',
+     "figures must be a table of NAME = [methods]"),
+    ('envs = ["MassPoint"]\nalgos = ["ddpg"]\n[figures]\npair = "ddpg"\n',
+     "figures.pair must be a list of method names in quotes"),
+    ('envs = ["MassPoint"]\nalgos = ["ddpg"]\n[figures]\npair = []\n',
+     "figures.pair must be a list of method names in quotes"),
+    ('envs = ["MassPoint"]\nalgos = ["ddpg"]\n[figures]\npair = ["ddpg", "sac"]\n',
+     "figures.pair names 'sac', which is not in algos"),
+    ('envs = ["MassPoint"]\nalgos = ["ddpg"]\n[figures]\ntable1 = ["ddpg"]\n',
+     "figures.table1: a figure needs a plain file name other than figure3, figure4, table1"),
+    ('envs = ["MassPoint"]\nalgos = ["ddpg"]\n[figures]\n"a.b" = ["ddpg"]\n',
+     "figures.a.b: a figure needs a plain file name"),
 ])
 def test_bad_experiment_files_give_one_line_errors(tmp_path, text, message):
     path = tmp_path / "bad.toml"
@@ -615,6 +627,36 @@ def test_report_without_a_baseline_leaves_the_improvement_cells_empty(tmp_path):
     assert all(r[c] == "" for r in table for c in empty)
     assert "Probability of improvement" not in text and "10,000 resamples, seed 0" in text
     assert "`all`: d3pg over 2 tasks (Pendulum, MassPoint): " in text
+
+
+def test_figures_draw_the_curves_of_their_methods_on_their_tasks(tmp_path, monkeypatch):
+    import matplotlib.image
+
+    path = tmp_path / "figures.toml"
+    path.write_text('envs = ["Pendulum", "MassPoint"]\nalgos = ["ddpg", "d3pg", "sac"]\n'
+                    'seeds = 2\nsteps = 1600\n[figures]\npair = ["ddpg", "d3pg"]\n'
+                    'alone = ["sac"]\nnone = ["d3pg"]\n')
+    exp = sweep.load_experiment(path)
+    assert exp["figures"] == {"pair": ["ddpg", "d3pg"], "alone": ["sac"], "none": ["d3pg"]}
+    root = tmp_path / "results"
+    write_results(root, {("Pendulum", "ddpg"): [0.2, 0.4], ("Pendulum", "d3pg"): [0.5, 0.6],
+                         ("MassPoint", "sac"): [0.1, 0.3]})
+    exp["figures"]["none"] = []  # no method, no task: no file
+    drawn, draw = [], sweep.plot_figure4
+
+    def spy(exp, data, path, methods=None):
+        drawn.append((path.name, methods))
+        draw(exp, data, path, methods)
+
+    monkeypatch.setattr(sweep, "plot_figure4", spy)
+    sweep.write_report(exp, root)
+    assert drawn == [("figure4.png", None), ("pair.png", ["ddpg", "d3pg"]),
+                     ("alone.png", ["sac"]), ("none.png", [])]
+    assert not (root / "none.png").exists()
+    # one column of panels per task with runs of the figure's methods: both tasks, then one each
+    widths = {name: matplotlib.image.imread(root / name).shape[1]
+              for name in ("figure4.png", "pair.png", "alone.png")}
+    assert widths["pair.png"] == widths["alone.png"] < widths["figure4.png"]
 
 
 def test_a_diagnosed_experiment_trains_with_diagnose_and_reports_fidelity(tmp_path):
