@@ -348,7 +348,7 @@ def make_figure(out, seeds=DEFAULT_SEEDS, steps=DEFAULT_STEPS, stages=DEFAULT_ST
     """Train every setting and seed not finished yet into ``out``, then draw the report;
     returns the Markdown summary."""
     from fastd3pg.control import agent_class
-    from fastd3pg.train import _cold_cache, resolve_config
+    from fastd3pg.train import cold_cache, resolve_config
 
     out = Path(out)
     stages = check_stages(stages, steps)
@@ -363,7 +363,7 @@ def make_figure(out, seeds=DEFAULT_SEEDS, steps=DEFAULT_STEPS, stages=DEFAULT_ST
     print(f"fastd3pg {fastd3pg.__version__} figure2: {ENV}, {len(SETTINGS)} settings x {seeds} "
           f"seeds, stages " + ", ".join(f"{k} {v}" for k, v in stage_steps.items())
           + f" timesteps -> {out}", file=stream, flush=True)
-    if _cold_cache(agent_class("d3pg")):
+    if cold_cache(agent_class("d3pg")):
         print("(the first run compiles the kernels first: a few minutes, once)", file=stream,
               flush=True)
     t0 = time.perf_counter()

@@ -376,12 +376,12 @@ class _Progress:
 
 class _CompileNotice:
     """``compiling kernels, first run only ... done in N s`` on the progress stream, when the
-    kernel cache lacks what this run compiles (:func:`_cold_cache`, a cheap look at file
+    kernel cache lacks what this run compiles (:func:`cold_cache`, a cheap look at file
     names)."""
 
     def __init__(self, stream, cls):
         self.stream, self.t0 = stream, None
-        if stream is not None and _cold_cache(cls):
+        if stream is not None and cold_cache(cls):
             from fastd3pg import _jit
 
             stream.write(f"compiling kernels, first run only (cached in {_jit.cache_dir()}) ... ")
@@ -395,7 +395,7 @@ class _CompileNotice:
             self.t0 = None
 
 
-def _cold_cache(cls) -> bool:
+def cold_cache(cls) -> bool:
     """Whether the kernel cache holds no kernel of the metrics (every run compiles them first)
     or, where the agent's module defines compiled kernels, none of those."""
     from fastd3pg import _jit

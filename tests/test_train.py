@@ -402,16 +402,16 @@ def test_the_first_line_says_when_kernels_compile(tmp_path, monkeypatch):
     empty = tmp_path / "cache"
     empty.mkdir()
     monkeypatch.setattr(_jit, "cache_dir", lambda: str(empty))
-    assert train._cold_cache(train.agent_class("d3pg"))
+    assert train.cold_cache(train.agent_class("d3pg"))
     (empty / "d3pg.train_period-471.py311.nbi").write_bytes(b"")
-    assert train._cold_cache(train.agent_class("d3pg"))  # the metrics' kernels missing
+    assert train.cold_cache(train.agent_class("d3pg"))  # the metrics' kernels missing
     (empty / "metrics._random_returns-31.py311.nbi").write_bytes(b"")
-    assert not train._cold_cache(train.agent_class("d3pg"))
-    assert train._cold_cache(train.agent_class("sac"))
-    assert train._cold_cache(train.agent_class("mpc"))  # its own compiled loop is missing
+    assert not train.cold_cache(train.agent_class("d3pg"))
+    assert train.cold_cache(train.agent_class("sac"))
+    assert train.cold_cache(train.agent_class("mpc"))  # its own compiled loop is missing
     (empty / "mpc.train_period-201.py311.nbi").write_bytes(b"")
-    assert not train._cold_cache(train.agent_class("mpc"))
-    monkeypatch.setattr(train, "_cold_cache", lambda cls: True)
+    assert not train.cold_cache(train.agent_class("mpc"))
+    monkeypatch.setattr(train, "cold_cache", lambda cls: True)
     stream = io.StringIO()
     train.run(env="MassPoint", algo="d3pg", steps=800, out=tmp_path / "run", progress=stream,
               **QUICK)
