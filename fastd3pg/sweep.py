@@ -1132,8 +1132,8 @@ def main(argv=None) -> int:
         print(f"{parser.prog}: no finished runs of {exp['name']} under {root}", file=sys.stderr)
         return 1
     print(text)
-    figures = [root / name for name in ("figure4.png", "table1.png", "figure3.png")
-               if (root / name).is_file()]
+    names = ["figure4.png", "table1.png", "figure3.png"] + [f"{n}.png" for n in exp["figures"]]
+    figures = [root / name for name in names if (root / name).is_file()]
     tables = [root / name for name in ("table1.md", "table1.csv", "fidelity.md", "figure3.csv")
               if (root / name).is_file()]
     print(f"figures: {', '.join(map(str, figures))}\ntables: {', '.join(map(str, tables))}")
