@@ -205,8 +205,8 @@ def test_a_method_trains_its_algorithm_with_its_settings_over_the_experiments_co
 def test_a_method_compares_with_its_baselines_entry_else_with_ddpg_when_it_runs():
     exp = sweep.load_experiment(REPO / "runs" / "experiments" / "appendix.toml")
     assert {a: sweep.baseline_of(exp, a) for a in exp["algos"]} == {
-        "ddpg": None, "d3pg-cosine": "ddpg", "sac": "ddpg", "d3pg-sac": "sac", "td3": "ddpg",
-        "d3pg-td3": "td3"}
+        "ddpg": None, "d3pg": "ddpg", "d3pg-cosine": "ddpg", "sac": "ddpg", "d3pg-sac": "sac",
+        "td3": "ddpg", "d3pg-td3": "td3"}
     alone = {"algos": ["d3pg", "sac"], "baselines": {}}
     assert sweep.baseline_of(alone, "d3pg") is None and sweep.baseline_of(alone, "sac") is None
 
