@@ -10,7 +10,9 @@ matrix products (2 flops per multiply-add; the element-wise work is not counted)
     input_grad_vjp   forward + tangent pass (F) + weight gradients over the stacked primal
                      and tangent rows (2F) + their input cotangents, except the input layer's
                      (2F - 2 f_1, f_1 = 2 B n_0 n_1): 6F - 2 f_1
-    critic update    forward_input_grad (2F) + backward_value_and_input_grad (5F - 2 f_1)
+    critic update    forward_input_grad (2F) + backward_value_and_input_grad, which reuses
+                     the input-gradient pass's cotangents for the tangent rows: tangent pass
+                     (F) + weight gradients (2F) + the primal rows' input cotangents (F - f_1)
 
 The NumPy reference runs exactly the matrix products of ``forward + vjp`` through
 single-threaded BLAS (:func:`fastd3pg.bench.gemm.blas_seconds`), so the comparison is one
@@ -92,7 +94,7 @@ def flops(sizes, batch):
     first = 2 * batch * sizes[0] * sizes[1]
     return {"forward": F, "vjp": 3 * F, "input_grad": 2 * F,
             "input_grad_vjp": F + F + 2 * F + 2 * (F - first),
-            "critic update": 2 * F + F + 2 * F + 2 * (F - first)}
+            "critic update": 2 * F + F + 2 * F + (F - first)}
 
 
 def _vjp_times(net, B, repeat):

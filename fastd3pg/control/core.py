@@ -241,7 +241,7 @@ def gradient_targets(buf, idx, gamma, V, GS, GA):
             GA[b, j] = buf.dr_da[i, j] + keep * acc
 
 
-@jit
+@jit(inline="always")
 def value_term(Q, Y, mu_q, sigma_q, inv_n, dY, b):
     """Sample ``b``'s share of ``1/N Σ (Q̃ - ỹ)²`` (``ỹ = (y - μ_Q)/σ_Q``); its cotangent into
     ``dY[b]``."""
@@ -251,7 +251,7 @@ def value_term(Q, Y, mu_q, sigma_q, inv_n, dY, b):
     return diff * diff * inv_n
 
 
-@jit
+@jit(inline="always")
 def normalized_gradient_targets(GS, GA, std, mask, sigma_q, dS, dA, b):
     """Sample ``b``'s gradient targets in the networks' coordinates (chain rule through s̃ and
     Q̃): ``(σ_s + STD_EPS) ⊙ g_s / σ_Q`` into ``dS[b]``, zero on clipped components, and
@@ -263,7 +263,7 @@ def normalized_gradient_targets(GS, GA, std, mask, sigma_q, dS, dA, b):
         dA[b, j] = GA[b, j] / sigma_q
 
 
-@jit
+@jit(inline="always")
 def l2_gradient_terms(loss, G, dS, dA, mask, w1, w2, inv_n, H, b):
     """``loss`` plus sample ``b``'s ``1/N (w2 ‖∇_s̃ Q̃ ⊙ mask - dS‖² + w1 ‖∇_a Q̃ - dA‖²)``; the
     cotangent of ``G[b]`` into ``H[b]``."""
@@ -300,7 +300,7 @@ def cosine_cotangent(G, g, w, scale, out):
     return w * (1.0 - cos)
 
 
-@jit
+@jit(inline="always")
 def cosine_gradient_terms(loss, G, dS, dA, mask, w1, w2, inv_n, H, b):
     """``loss`` plus sample ``b``'s ``1/N (w2 (1 - cos(∇_s̃ Q̃ ⊙ mask, dS)) + w1 (1 - cos(∇_a Q̃,
     dA)))`` (appendix A.1); the cotangent of ``G[b]`` into ``H[b]``, zero on clipped states."""
@@ -316,7 +316,10 @@ def cosine_gradient_terms(loss, G, dS, dA, mask, w1, w2, inv_n, H, b):
 @jit
 def critic_l2(phi, l2_ranges, l2, dphi, loss):
     """``loss`` plus ``l2 Σ ‖W‖²/2`` over the ranges ``l2_ranges`` of ``phi``; its gradient added
-    into ``dphi``. Two loops: the gradient's vectorizes, the loss keeps its sequential order."""
+    into ``dphi``. Two loops: the gradient's vectorizes, the loss keeps its sequential order.
+    With ``l2 = 0`` (finite ``phi``) both would add zeros, so nothing is computed."""
+    if l2 == 0.0:
+        return loss
     for r in range(l2_ranges.shape[0]):
         lo, hi = l2_ranges[r, 0], l2_ranges[r, 1]
         for k in range(lo, hi):
@@ -367,18 +370,33 @@ def critic_gradient(spec_c, phi, l2_ranges, cl, clip, mu_q, sigma_q, buf, mb):
 @jit
 def twin_min(spec_c, phi1, phi2, X, wc1, wc2, grads, Qmin, Gmin):
     """``Qmin = min(Q_1(X), Q_2(X))`` per row and, with ``grads``, the input gradient of the
-    critic attaining it (critic 1 on ties)."""
-    if grads:
-        Q1, G1 = nnk.forward_input_grad(spec_c, phi1, X, wc1)
-        Q2, G2 = nnk.forward_input_grad(spec_c, phi2, X, wc2)
-    else:
-        Q1 = nnk.forward(spec_c, phi1, X, wc1)
-        Q2 = nnk.forward(spec_c, phi2, X, wc2)
+    critic attaining it (critic 1 on ties), computed for those rows only."""
+    Q1 = nnk.forward(spec_c, phi1, X, wc1)
+    Q2 = nnk.forward(spec_c, phi2, X, wc2)
+    k1 = k2 = 0
     for b in range(X.shape[0]):
-        first = Q1[b, 0] <= Q2[b, 0]
-        Qmin[b] = Q1[b, 0] if first else Q2[b, 0]
-        if grads:
-            Gmin[b] = G1[b] if first else G2[b]
+        if Q1[b, 0] <= Q2[b, 0]:
+            Qmin[b] = Q1[b, 0]
+            wc1.I[k1] = b
+            k1 += 1
+        else:
+            Qmin[b] = Q2[b, 0]
+            wc2.I[k2] = b
+            k2 += 1
+    if not grads:
+        return
+    if k1 > 0:
+        _scatter_rows(nnk.input_grad_rows(spec_c, phi1, wc1, wc1.I, k1), wc1.I, k1, Gmin)
+    if k2 > 0:
+        _scatter_rows(nnk.input_grad_rows(spec_c, phi2, wc2, wc2.I, k2), wc2.I, k2, Gmin)
+
+
+@jit
+def _scatter_rows(G, rows, k, out):
+    """``out[rows[i]] = G[i]`` for ``i < k``."""
+    for i in range(k):
+        for j in range(G.shape[1]):
+            out[rows[i], j] = G[i, j]
 
 
 # -- acting, episodes, evaluation -----------------------------------------------------------------

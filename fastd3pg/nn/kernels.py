@@ -33,8 +33,12 @@ Workspace (:class:`Workspace`, a NamedTuple; ``MLP.workspace(batch)`` / :func:`m
            and always for the output layer)
     ``R``  per sample and layer ``r_l`` at ``2 Bc l + b``, ``mean(u_l ⊙ ż_l)`` at ``2 Bc l + Bc + b``
     ``C0``, ``C1``  cotangent ping-pong buffers (2 Bc max_width each)
-    ``Y`` (Bc, n_L) outputs, ``G`` (Bc, n_0) input gradients, ``nb`` (1,) the batch of the
-    last forward pass.
+    ``T``  the input-gradient pass's cotangents ``ā_l`` of the hidden layers' outputs (layer
+           ``l``'s ``B`` rows at ``Bc aoff[l]``), which the tangent half of the double-backprop
+           reverse pass reuses (see "Double backprop")
+    ``I`` (Bc,) int64: row indices, a buffer for callers of ``input_grad_rows``
+    ``Y`` (Bc, n_L) outputs, ``G`` (Bc, n_0) input gradients, ``nb`` (2,): the batch of the
+    last forward pass, and 1 if ``T`` holds that pass's input-gradient cotangents (0 if not).
 
 Kernels (``X``, ``dY``, ``H`` are 2-D arrays of any memory layout; results that are returned
 are views into the workspace, overwritten by the next call)
@@ -42,12 +46,14 @@ are views into the workspace, overwritten by the next call)
     forward(spec, params, X, ws) -> Y                    (B, n_L); stores the intermediates
     forward_input_grad(spec, params, X, ws) -> (Y, G)    n_L == 1; G[b] = ∂Y[b,0]/∂X[b]
     input_grad(spec, params, X, ws) -> G                 same, G only
+    input_grad_rows(spec, params, ws, rows, k) -> G      after a forward on ws: G of the rows
+                                                         rows[:k] only, in k rows
     param_vjp(spec, params, ws, dY, dparams)             after a forward on ws:
                                                          dparams = ∂<Y, dY>/∂params (overwrites)
     input_vjp(spec, params, ws, dY, dX)                  dX = ∂<Y, dY>/∂X (overwrites)
     vjp(spec, params, ws, dY, dparams, dX)               both at once
     backward_value_and_input_grad(spec, params, ws, dY, H, dparams)
-        after forward / forward_input_grad on ws (n_L == 1): dparams =
+        after forward / forward_input_grad on ws with the same params (n_L == 1): dparams =
         ∂/∂params [Σ_b dY_b Y_b + Σ_b <G_b, H_b>]  (the critic's value and gradient-fitting
         losses in one pass: value vjp and double backprop fused)
     input_grad_vjp(spec, params, X, H, ws, dparams)      forward, then the above with dY = 0
@@ -63,7 +69,12 @@ Double backprop, as reverse-over-forward: ``Σ_b <G_b, H_b>`` is the directional
 ``ȧ = σ'(zt) γ u̇``), then one reverse pass carries cotangents of both the primal and the
 tangent values (cotangent of ``ẏ`` = 1) down to the parameters: the linear layer's
 ``W̄ = aᵀ z̄ + ȧᵀ ż̄`` is one product over the 2B stacked rows, activation and layer-norm rules
-are in :func:`_hidden_backward`.
+are in :func:`_hidden_backward`. The tangent rows' cotangents never mix in the primal ones
+(``ż̄ = ǡ σ'``, and layer norm's ``c̄`` rule reads only ``c̄``), and they are seeded with ``ẏ̄ = 1``:
+they are exactly the cotangents of the input-gradient pass. After ``forward_input_grad`` the
+reverse pass therefore takes them from ``T`` and carries only the primal rows through ``Wᵀ``
+(the same numbers, one matrix product per layer fewer); after a plain ``forward`` it computes
+them.
 
 Speed. All matrix products go through three primitives on flat buffers (``_mm_xw``: ``X W + b``,
 ``_mm_dwt``: ``D Wᵀ``, ``_mm_xtd``: ``W̄ += Xᵀ D``), built on two register-blocked kernels
@@ -101,6 +112,8 @@ class Workspace(NamedTuple):
     R: np.ndarray
     C0: np.ndarray
     C1: np.ndarray
+    T: np.ndarray
+    I: np.ndarray
     Y: np.ndarray
     G: np.ndarray
     nb: np.ndarray
@@ -143,9 +156,9 @@ def make_workspace(spec: Spec, batch: int) -> Workspace:
     maxw = int(sizes.max())
     return Workspace(
         np.zeros(2 * batch * S), np.zeros(2 * batch * S), np.zeros(2 * batch * (L + 1)),
-        np.zeros(2 * batch * maxw), np.zeros(2 * batch * maxw),
-        np.zeros((batch, int(sizes[-1]))), np.zeros((batch, int(sizes[0]))),
-        np.zeros(1, dtype=np.int64),
+        np.zeros(2 * batch * maxw), np.zeros(2 * batch * maxw), np.zeros(batch * S),
+        np.zeros(batch, dtype=np.int64), np.zeros((batch, int(sizes[-1]))), np.zeros((batch, int(sizes[0]))),
+        np.zeros(2, dtype=np.int64),
     )
 
 
@@ -420,6 +433,7 @@ def _forward(spec, P, X, ws):
     B = X.shape[0]
     Bc = ws.Y.shape[0]
     ws.nb[0] = B
+    ws.nb[1] = 0
     A, U, R = ws.A, ws.U, ws.R
     _load_rows(X, B, sizes[0], A, 0)
     for l in range(1, L + 1):
@@ -570,16 +584,19 @@ def _hidden_backward(spec, P, dP, ws, l, B, C, tangent, want_dp):
 
 
 @jit
-def _reverse(spec, P, ws, tangent, want_dp, dP, want_dx, dX):
+def _reverse(spec, P, ws, tangent, want_dp, dP, want_dx, dX, store):
     """Reverse pass from the output cotangents already in ``ws.C0`` (rows 0..B-1: ``ȳ``;
     tangent rows: ``ẏ̄``), turned here into those of ``z_L``; ``dP`` (if ``want_dp``) is
-    overwritten with the parameter gradient, ``dX`` (if ``want_dx``) with ``ā_0``."""
+    overwritten with the parameter gradient, ``dX`` (if ``want_dx``) with ``ā_0``. ``store``
+    (the input-gradient pass) keeps the hidden layers' ``ā_l`` in ``ws.T``; a tangent pass
+    takes its ``ǡ_l`` from there when ``ws.nb[1]`` says they are this batch's."""
     sizes, poff, aoff = spec.sizes, spec.poff, spec.aoff
     L = sizes.shape[0] - 1
     B = ws.nb[0]
     Bc = ws.Y.shape[0]
-    A, U = ws.A, ws.U
+    A, U, T = ws.A, ws.U, ws.T
     rows = 2 * B if tangent else B
+    reuse = tangent and ws.nb[1] == 1
     if want_dp:
         dP[:] = 0.0
     # Output: y = σ_out(z), ẏ = σ_out'(z) ż.  z̄ = ȳ σ' + ẏ̄ ż σ'',  ż̄ = ẏ̄ σ'.
@@ -605,7 +622,15 @@ def _reverse(spec, P, ws, tangent, want_dp, dP, want_dx, dX):
                     db[j] += crow[j]
         if l == 1 and not want_dx:
             break
-        _mm_dwt(P, wo, Cin, 0, rows, n_in, n, Cout, 0)  # ā = z̄ Wᵀ, ǡ = ż̄ Wᵀ
+        k = B * n_in
+        t_l = Bc * aoff[l - 1]
+        if reuse and l > 1:
+            _mm_dwt(P, wo, Cin, 0, B, n_in, n, Cout, 0)  # ā = z̄ Wᵀ
+            Cout[k:2 * k] = T[t_l:t_l + k]  # ǡ: the input-gradient pass's ā
+        else:
+            _mm_dwt(P, wo, Cin, 0, rows, n_in, n, Cout, 0)  # ā = z̄ Wᵀ, ǡ = ż̄ Wᵀ
+            if store and l > 1:
+                T[t_l:t_l + k] = Cout[0:k]
         if l > 1:
             _hidden_backward(spec, P, dP, ws, l - 1, B, Cout, tangent, want_dp)
         Cin, Cout = Cout, Cin
@@ -614,6 +639,8 @@ def _reverse(spec, P, ws, tangent, want_dp, dP, want_dx, dX):
         for b in range(B):
             for j in range(n0):
                 dX[b, j] = Cin[b * n0 + j]
+    if store:
+        ws.nb[1] = 1
 
 
 @jit
@@ -644,7 +671,7 @@ def forward(spec, params, X, ws):
 def input_grad(spec, params, X, ws):
     B = _forward(spec, params, X, ws)
     _seed_ones(ws, B, spec.sizes[-1])
-    _reverse(spec, params, ws, False, False, params, True, ws.G)
+    _reverse(spec, params, ws, False, False, params, True, ws.G, True)
     return ws.G[:B]
 
 
@@ -655,24 +682,62 @@ def forward_input_grad(spec, params, X, ws):
 
 
 @jit
+def _compact_rows(buf, off, n, rows, k, k4):
+    """Rows ``rows[:k]`` (ascending) of the ``n``-wide block at ``off`` moved to its first ``k``
+    rows, then the last of them repeated up to row ``k4``."""
+    for i in range(k4):
+        src = off + (rows[i] if i < k else i - 1) * n  # padding: the row just written
+        dst = off + i * n
+        if src != dst:
+            for j in range(n):
+                buf[dst + j] = buf[src + j]
+
+
+@jit
+def input_grad_rows(spec, params, ws, rows, k):
+    """After a ``forward`` on ``ws``: the input gradients of the rows ``rows[:k]`` (ascending
+    indices into that batch, ``k >= 1``), as the first ``k`` rows of the returned block: the
+    numbers ``input_grad`` gives those rows, at the cost of ``k`` rows of the reverse pass
+    (e.g. only the twin critic that attains a minimum). It moves the forward pass's stored
+    rows, so ``ws`` then holds a forward pass of those rows only."""
+    sizes, aoff = spec.sizes, spec.aoff
+    L = sizes.shape[0] - 1
+    Bc = ws.Y.shape[0]
+    # A multiple of 4 rows (padding repeats the last one) keeps each row in the matrix
+    # kernels' 4-row blocks, so its result does not depend on which rows it is computed with.
+    k4 = min(k + (-k) % 4, Bc)
+    for l in range(1, L + 1):  # (the input layer's rows are not read without weight gradients)
+        off = 2 * Bc * aoff[l]
+        _compact_rows(ws.A, off, sizes[l], rows, k, k4)
+        if l > 0 and l < L and spec.layer_norm:
+            _compact_rows(ws.U, off, sizes[l], rows, k, k4)
+            _compact_rows(ws.R, 2 * Bc * l, 1, rows, k, k4)
+    ws.nb[0] = k4
+    ws.nb[1] = 0
+    _seed_ones(ws, k4, sizes[L])
+    _reverse(spec, params, ws, False, False, params, True, ws.G, False)
+    return ws.G[:k]
+
+
+@jit
 def param_vjp(spec, params, ws, dY, dparams):
     B = ws.nb[0]
     _seed_output(ws, B, dY, spec.sizes[-1], False)
-    _reverse(spec, params, ws, False, True, dparams, False, ws.G)
+    _reverse(spec, params, ws, False, True, dparams, False, ws.G, False)
 
 
 @jit
 def input_vjp(spec, params, ws, dY, dX):
     B = ws.nb[0]
     _seed_output(ws, B, dY, spec.sizes[-1], False)
-    _reverse(spec, params, ws, False, False, params, True, dX)
+    _reverse(spec, params, ws, False, False, params, True, dX, False)
 
 
 @jit
 def vjp(spec, params, ws, dY, dparams, dX):
     B = ws.nb[0]
     _seed_output(ws, B, dY, spec.sizes[-1], False)
-    _reverse(spec, params, ws, False, True, dparams, True, dX)
+    _reverse(spec, params, ws, False, True, dparams, True, dX, False)
 
 
 @jit
@@ -680,7 +745,7 @@ def backward_value_and_input_grad(spec, params, ws, dY, H, dparams):
     B = ws.nb[0]
     _tangent(spec, params, H, ws)
     _seed_output(ws, B, dY, spec.sizes[-1], True)
-    _reverse(spec, params, ws, True, True, dparams, False, ws.G)
+    _reverse(spec, params, ws, True, True, dparams, False, ws.G, False)
 
 
 @jit
@@ -691,4 +756,4 @@ def input_grad_vjp(spec, params, X, H, ws, dparams):
     for b in range(B):
         C[b] = 0.0
         C[B + b] = 1.0
-    _reverse(spec, params, ws, True, True, dparams, False, ws.G)
+    _reverse(spec, params, ws, True, True, dparams, False, ws.G, False)

@@ -107,6 +107,48 @@ def test_fused_value_and_input_grad_backward_matches_finite_differences(net, bat
     assert relative_error(net.value_and_input_grad_vjp(params, X, dY, H), fd) < TOL
 
 
+@jit
+def _fused_after_forward_input_grad(spec, params, X, dY, H, ws, dparams):
+    kernels.forward_input_grad(spec, params, X, ws)
+    kernels.backward_value_and_input_grad(spec, params, ws, dY, H, dparams)
+
+
+@pytest.mark.parametrize("batch", [1, 7])
+@pytest.mark.parametrize("net", _net_list())
+def test_fused_backward_after_forward_input_grad_matches_finite_differences(net, batch):
+    """After ``forward_input_grad`` the fused backward reuses that pass's cotangents (after a
+    plain ``forward``, as in the Python API, it computes them): the same derivative."""
+    params, X, rng = _point(net, batch, 4)
+    dY, H = rng.standard_normal((batch, 1)), rng.standard_normal(X.shape)
+    dparams = np.empty(net.num_params)
+    _fused_after_forward_input_grad(net.spec, params, X, dY, H, net.workspace(batch + 2), dparams)
+    fd = central_difference(
+        lambda p: np.sum(net.forward(p, X) * dY) + np.sum(net.input_grad(p, X) * H), params, EPS)
+    assert relative_error(dparams, fd) < TOL
+
+
+@jit
+def _input_grad_rows(spec, params, X, ws, rows, k, out):
+    kernels.forward(spec, params, X, ws)
+    out[:k] = kernels.input_grad_rows(spec, params, ws, rows, k)
+
+
+@pytest.mark.parametrize("capacity", [9, 12])
+@pytest.mark.parametrize("net", _net_list())
+def test_input_grad_of_selected_rows_matches_the_full_input_grad(net, capacity):
+    params, X, rng = _point(net, 9, 5)
+    full = net.input_grad(params, X)
+    subsets = [[0], [8], list(range(9)), [1, 2, 6], [0, 3, 4, 5, 8],
+               sorted(rng.choice(9, size=7, replace=False))]
+    for rows in subsets:
+        rows = np.asarray(rows, dtype=np.int64)
+        out = np.full((9, net.n_in), np.nan)
+        _input_grad_rows(net.spec, params, X, net.workspace(capacity), rows, len(rows), out)
+        # The rows meet other rows in the matrix kernels' 4-row blocks than in the full batch:
+        # equal up to the order of a sum, not bit for bit.
+        np.testing.assert_allclose(out[:len(rows)], full[rows], rtol=1e-12, atol=1e-14)
+
+
 def test_finite_difference_check_catches_a_perturbed_kernel_result():
     """The check of the tests above fails when one entry of the kernel's result is off by a
     relative 1e-5 (far smaller than any real derivation bug)."""
