@@ -29,13 +29,14 @@ Workspace (:class:`Workspace`, a NamedTuple; ``MLP.workspace(batch)`` / :func:`m
     that one matrix product serves both.
 
     ``A``  activations ``a_l`` (``a_0 = X``) / tangents ``ȧ_l`` (``ȧ_0 = H``)
-    ``U``  layer norm's ``u_l`` / tangent ``u̇_l`` (with layer norm) or ``ż_l`` (without;
-           and always for the output layer)
+    ``U``  layer norm's ``u_l`` / tangent ``u̇_l`` (with layer norm) or ``ż_l`` (without, and
+           for the output layer; tangent ``ż_l`` only where a nonzero ``σ''`` reads it)
     ``R``  per sample and layer ``r_l`` at ``2 Bc l + b``, ``mean(u_l ⊙ ż_l)`` at ``2 Bc l + Bc + b``
     ``C0``, ``C1``  cotangent ping-pong buffers (2 Bc max_width each)
-    ``T``  the input-gradient pass's cotangents ``ā_l`` of the hidden layers' outputs (layer
-           ``l``'s ``B`` rows at ``Bc aoff[l]``), which the tangent half of the double-backprop
-           reverse pass reuses (see "Double backprop")
+    ``T``  the input-gradient pass's cotangents of the hidden layers (layer ``l``'s ``B`` rows
+           at ``Bc aoff[l]``): those of the outputs ``ā_l``, or, without layer norm and with
+           ``σ'' = 0`` (relu, linear), those past the activation ``z̄_l = ā_l σ'``; the tangent
+           half of the double-backprop reverse pass reuses them (see "Double backprop")
     ``I`` (Bc,) int64: row indices, a buffer for callers of ``input_grad_rows``
     ``Y`` (Bc, n_L) outputs, ``G`` (Bc, n_0) input gradients, ``nb`` (2,): the batch of the
     last forward pass, and 1 if ``T`` holds that pass's input-gradient cotangents (0 if not).
@@ -73,8 +74,10 @@ are in :func:`_hidden_backward`. The tangent rows' cotangents never mix in the p
 (``ż̄ = ǡ σ'``, and layer norm's ``c̄`` rule reads only ``c̄``), and they are seeded with ``ẏ̄ = 1``:
 they are exactly the cotangents of the input-gradient pass. After ``forward_input_grad`` the
 reverse pass therefore takes them from ``T`` and carries only the primal rows through ``Wᵀ``
-(the same numbers, one matrix product per layer fewer); after a plain ``forward`` it computes
-them.
+(the same numbers, one matrix product per layer fewer; without layer norm and with ``σ'' = 0``
+the tangent rows' weight-gradient product reads them in ``T`` directly, so that its sum runs over
+the primal rows, then the tangent rows, as the stacked product does); after a plain ``forward``
+it computes them.
 
 Speed. All matrix products go through three primitives on flat buffers (``_mm_xw``: ``X W + b``,
 ``_mm_dwt``: ``D Wᵀ``, ``_mm_xtd``: ``W̄ += Xᵀ D``), built on two register-blocked kernels
@@ -172,6 +175,12 @@ def _dact(a, code):
     if code == ELU:
         return 1.0 if a > 0.0 else a + 1.0  # e^z = a + 1 on the negative branch
     return 1.0
+
+
+@jit
+def _has_d2(code):
+    """Whether the activation's second derivative can be nonzero."""
+    return code == TANH or code == ELU
 
 
 @jit
@@ -469,7 +478,9 @@ def _forward(spec, P, X, ws):
 @jit
 def _tangent(spec, P, H, ws):
     """Forward mode along ``ȧ_0 = H`` on the stored primal pass: ``ȧ_l`` into the tangent rows
-    of ``A``, ``u̇_l`` (layer norm) or ``ż_l`` into those of ``U``, ``mean(u ż)`` into ``R``."""
+    of ``A``, ``u̇_l`` (layer norm) or ``ż_l`` into those of ``U``, ``mean(u ż)`` into ``R``.
+    ``ż_l`` is kept only where the reverse pass reads it, through a nonzero ``σ''``; the
+    output's ``ż_L`` is computed only then."""
     sizes, poff, aoff = spec.sizes, spec.poff, spec.aoff
     L = sizes.shape[0] - 1
     B = ws.nb[0]
@@ -483,10 +494,17 @@ def _tangent(spec, P, H, ws):
         wo, go = poff[l - 1, 0], poff[l - 1, 2]
         t_in = a_in + B * n_in
         t_out = a_out + B * n
-        _mm_xw(P, wo, -1, A, t_in, B, n_in, n, U, t_out)  # ż = ȧ W
         if l == L:
+            if _has_d2(spec.out_act):  # ż_L is read only through σ_out''
+                _mm_xw(P, wo, -1, A, t_in, B, n_in, n, U, t_out)  # ż = ȧ W
             break
         code = spec.hidden_act
+        if go < 0 and not _has_d2(code):
+            # ż is read only through σ'' (here 0): ȧ = σ' ż is formed in place.
+            _mm_xw(P, wo, -1, A, t_in, B, n_in, n, A, t_out)
+            _mul_dact(A[a_out:a_out + B * n], A[t_out:t_out + B * n], code)
+            continue
+        _mm_xw(P, wo, -1, A, t_in, B, n_in, n, U, t_out)  # ż = ȧ W
         if go >= 0:
             gain = P[go:go + n]
             for b in range(B):
@@ -597,6 +615,9 @@ def _reverse(spec, P, ws, tangent, want_dp, dP, want_dx, dX, store):
     A, U, T = ws.A, ws.U, ws.T
     rows = 2 * B if tangent else B
     reuse = tangent and ws.nb[1] == 1
+    # Without layer norm and with σ'' = 0, T keeps the cotangents past the activation
+    # (z̄_l = ā_l σ'), which is what the tangent rows need: they are used as they are.
+    post = spec.layer_norm == 0 and not _has_d2(spec.hidden_act)
     if want_dp:
         dP[:] = 0.0
     # Output: y = σ_out(z), ẏ = σ_out'(z) ż.  z̄ = ȳ σ' + ẏ̄ ż σ'',  ż̄ = ẏ̄ σ'.
@@ -614,7 +635,11 @@ def _reverse(spec, P, ws, tangent, want_dp, dP, want_dx, dX, store):
         a_in = 2 * Bc * aoff[l - 1]
         wo, bo = poff[l - 1, 0], poff[l - 1, 1]
         if want_dp:
-            _mm_xtd(dP, wo, A, a_in, Cin, 0, rows, n_in, n)  # W̄ = aᵀ z̄ + ȧᵀ ż̄
+            if reuse and post and l < L:  # W̄ = aᵀ z̄ + ȧᵀ ż̄, ż̄ from T
+                _mm_xtd(dP, wo, A, a_in, Cin, 0, B, n_in, n)
+                _mm_xtd(dP, wo, A, a_in + B * n_in, T, Bc * aoff[l], B, n_in, n)
+            else:
+                _mm_xtd(dP, wo, A, a_in, Cin, 0, rows, n_in, n)  # W̄ = aᵀ z̄ + ȧᵀ ż̄
             db = dP[bo:bo + n]
             for b in range(B):
                 crow = Cin[b * n:(b + 1) * n]
@@ -626,13 +651,17 @@ def _reverse(spec, P, ws, tangent, want_dp, dP, want_dx, dX, store):
         t_l = Bc * aoff[l - 1]
         if reuse and l > 1:
             _mm_dwt(P, wo, Cin, 0, B, n_in, n, Cout, 0)  # ā = z̄ Wᵀ
-            Cout[k:2 * k] = T[t_l:t_l + k]  # ǡ: the input-gradient pass's ā
+            if not post:
+                Cout[k:2 * k] = T[t_l:t_l + k]  # ǡ: the input-gradient pass's ā
         else:
             _mm_dwt(P, wo, Cin, 0, rows, n_in, n, Cout, 0)  # ā = z̄ Wᵀ, ǡ = ż̄ Wᵀ
-            if store and l > 1:
+            if store and l > 1 and not post:
                 T[t_l:t_l + k] = Cout[0:k]
         if l > 1:
-            _hidden_backward(spec, P, dP, ws, l - 1, B, Cout, tangent, want_dp)
+            _hidden_backward(spec, P, dP, ws, l - 1, B, Cout, tangent and not (reuse and post),
+                             want_dp)
+            if store and post:
+                T[t_l:t_l + k] = Cout[0:k]
         Cin, Cout = Cout, Cin
     if want_dx:
         n0 = sizes[0]

@@ -128,6 +128,28 @@ def test_fused_backward_after_forward_input_grad_matches_finite_differences(net,
 
 
 @jit
+def _fused_after_forward(spec, params, X, dY, H, ws, dparams):
+    kernels.forward(spec, params, X, ws)
+    kernels.backward_value_and_input_grad(spec, params, ws, dY, H, dparams)
+
+
+@pytest.mark.parametrize("batch", [7, 8])
+@pytest.mark.parametrize("net", _net_list())
+def test_fused_backward_reusing_the_input_gradient_pass_matches_recomputing_it(net, batch):
+    """The reuse path (after ``forward_input_grad``) against the path that computes the
+    tangent rows' cotangents itself (after ``forward``): the same products and element-wise
+    rules, with the weight-gradient sums split at the primal/tangent boundary, so they agree
+    to rounding (1e-13 relative; bit-for-bit where 4 divides the batch)."""
+    params, X, rng = _point(net, batch, 5)
+    dY, H = rng.standard_normal((batch, 1)), rng.standard_normal(X.shape)
+    reuse, recompute = np.empty(net.num_params), np.empty(net.num_params)
+    ws = net.workspace(batch)
+    _fused_after_forward_input_grad(net.spec, params, X, dY, H, ws, reuse)
+    _fused_after_forward(net.spec, params, X, dY, H, ws, recompute)
+    assert relative_error(reuse, recompute) < 1e-13
+
+
+@jit
 def _input_grad_rows(spec, params, X, ws, rows, k, out):
     kernels.forward(spec, params, X, ws)
     out[:k] = kernels.input_grad_rows(spec, params, ws, rows, k)
