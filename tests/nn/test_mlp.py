@@ -108,8 +108,13 @@ def test_fused_value_and_input_grad_backward_matches_finite_differences(net, bat
 
 
 @jit
-def _fused_after_forward_input_grad(spec, params, X, dY, H, ws, dparams):
-    kernels.forward_input_grad(spec, params, X, ws)
+def _fused_backward(spec, params, X, dY, H, ws, dparams, after_input_grad):
+    """The fused backward after ``forward_input_grad`` (reusing its cotangents) or, with
+    ``after_input_grad`` false, after a plain ``forward``."""
+    if after_input_grad:
+        kernels.forward_input_grad(spec, params, X, ws)
+    else:
+        kernels.forward(spec, params, X, ws)
     kernels.backward_value_and_input_grad(spec, params, ws, dY, H, dparams)
 
 
@@ -121,16 +126,10 @@ def test_fused_backward_after_forward_input_grad_matches_finite_differences(net,
     params, X, rng = _point(net, batch, 4)
     dY, H = rng.standard_normal((batch, 1)), rng.standard_normal(X.shape)
     dparams = np.empty(net.num_params)
-    _fused_after_forward_input_grad(net.spec, params, X, dY, H, net.workspace(batch + 2), dparams)
+    _fused_backward(net.spec, params, X, dY, H, net.workspace(batch + 2), dparams, True)
     fd = central_difference(
         lambda p: np.sum(net.forward(p, X) * dY) + np.sum(net.input_grad(p, X) * H), params, EPS)
     assert relative_error(dparams, fd) < TOL
-
-
-@jit
-def _fused_after_forward(spec, params, X, dY, H, ws, dparams):
-    kernels.forward(spec, params, X, ws)
-    kernels.backward_value_and_input_grad(spec, params, ws, dY, H, dparams)
 
 
 @pytest.mark.parametrize("batch", [7, 8])
@@ -144,8 +143,8 @@ def test_fused_backward_reusing_the_input_gradient_pass_matches_recomputing_it(n
     dY, H = rng.standard_normal((batch, 1)), rng.standard_normal(X.shape)
     reuse, recompute = np.empty(net.num_params), np.empty(net.num_params)
     ws = net.workspace(batch)
-    _fused_after_forward_input_grad(net.spec, params, X, dY, H, ws, reuse)
-    _fused_after_forward(net.spec, params, X, dY, H, ws, recompute)
+    _fused_backward(net.spec, params, X, dY, H, ws, reuse, True)
+    _fused_backward(net.spec, params, X, dY, H, ws, recompute, False)
     assert relative_error(reuse, recompute) < 1e-13
 
 
