@@ -499,12 +499,10 @@ def _tangent(spec, P, H, ws):
                 _mm_xw(P, wo, -1, A, t_in, B, n_in, n, U, t_out)  # ż = ȧ W
             break
         code = spec.hidden_act
-        if go < 0 and not _has_d2(code):
-            # ż is read only through σ'' (here 0): ȧ = σ' ż is formed in place.
-            _mm_xw(P, wo, -1, A, t_in, B, n_in, n, A, t_out)
-            _mul_dact(A[a_out:a_out + B * n], A[t_out:t_out + B * n], code)
-            continue
-        _mm_xw(P, wo, -1, A, t_in, B, n_in, n, U, t_out)  # ż = ȧ W
+        # Without layer norm, ż is read again only through σ''; where that is 0, ȧ = σ' ż is
+        # formed in place.
+        keep_zd = go >= 0 or _has_d2(code)
+        _mm_xw(P, wo, -1, A, t_in, B, n_in, n, U if keep_zd else A, t_out)  # ż = ȧ W
         if go >= 0:
             gain = P[go:go + n]
             for b in range(B):
@@ -519,7 +517,7 @@ def _tangent(spec, P, H, ws):
                     ud = r * (zd[j] - mz - u[j] * muz)
                     zd[j] = ud
                     ad[j] = gain[j] * ud
-        else:
+        elif keep_zd:
             A[t_out:t_out + B * n] = U[t_out:t_out + B * n]
         _mul_dact(A[a_out:a_out + B * n], A[t_out:t_out + B * n], code)
 
@@ -618,6 +616,7 @@ def _reverse(spec, P, ws, tangent, want_dp, dP, want_dx, dX, store):
     # Without layer norm and with σ'' = 0, T keeps the cotangents past the activation
     # (z̄_l = ā_l σ'), which is what the tangent rows need: they are used as they are.
     post = spec.layer_norm == 0 and not _has_d2(spec.hidden_act)
+    from_T = reuse and post  # the tangent rows' cotangents are read in T, not carried in C
     if want_dp:
         dP[:] = 0.0
     # Output: y = σ_out(z), ẏ = σ_out'(z) ż.  z̄ = ȳ σ' + ẏ̄ ż σ'',  ż̄ = ẏ̄ σ'.
@@ -635,7 +634,7 @@ def _reverse(spec, P, ws, tangent, want_dp, dP, want_dx, dX, store):
         a_in = 2 * Bc * aoff[l - 1]
         wo, bo = poff[l - 1, 0], poff[l - 1, 1]
         if want_dp:
-            if reuse and post and l < L:  # W̄ = aᵀ z̄ + ȧᵀ ż̄, ż̄ from T
+            if from_T and l < L:  # W̄ = aᵀ z̄ + ȧᵀ ż̄, ż̄ from T
                 _mm_xtd(dP, wo, A, a_in, Cin, 0, B, n_in, n)
                 _mm_xtd(dP, wo, A, a_in + B * n_in, T, Bc * aoff[l], B, n_in, n)
             else:
@@ -658,8 +657,7 @@ def _reverse(spec, P, ws, tangent, want_dp, dP, want_dx, dX, store):
             if store and l > 1 and not post:
                 T[t_l:t_l + k] = Cout[0:k]
         if l > 1:
-            _hidden_backward(spec, P, dP, ws, l - 1, B, Cout, tangent and not (reuse and post),
-                             want_dp)
+            _hidden_backward(spec, P, dP, ws, l - 1, B, Cout, tangent and not from_T, want_dp)
             if store and post:
                 T[t_l:t_l + k] = Cout[0:k]
         Cin, Cout = Cout, Cin
