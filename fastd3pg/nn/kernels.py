@@ -77,7 +77,10 @@ reverse pass therefore takes them from ``T`` and carries only the primal rows th
 (the same numbers, one matrix product per layer fewer; without layer norm and with ``σ'' = 0``
 the tangent rows' weight-gradient product reads them in ``T`` directly, so that its sum runs over
 the primal rows, then the tangent rows, as the stacked product does); after a plain ``forward``
-it computes them.
+it computes them. Where the output activation has ``σ'' = 0`` as well (a relu critic with a
+linear output), nothing carries tangent cotangents into the primal rows either, and those are
+``dY_b`` times the input-gradient pass's: the whole reverse pass is then one B-row product per
+layer, ``W̄_l = Σ_b (dY_b a_{l-1} + ȧ_{l-1})ᵀ z̄_l`` (:func:`_reverse_piecewise_linear`).
 
 Speed. All matrix products go through three primitives on flat buffers (``_mm_xw``: ``X W + b``,
 ``_mm_dwt``: ``D Wᵀ``, ``_mm_xtd``: ``W̄ += Xᵀ D``), built on two register-blocked kernels
@@ -671,6 +674,44 @@ def _reverse(spec, P, ws, tangent, want_dp, dP, want_dx, dX, store):
 
 
 @jit
+def _reverse_piecewise_linear(spec, P, ws, dY, dP):
+    """The reverse pass of ``backward_value_and_input_grad`` for a network without layer norm
+    whose activations all have ``σ'' = 0`` (relu, linear), after ``forward_input_grad`` (``T``
+    holds ``z̄_l = ā_l σ'`` of its input-gradient pass) and ``_tangent``. Then nothing carries
+    tangent cotangents into the primal rows, and the reverse pass is linear in its seed: the
+    primal rows' cotangents are ``dY_b`` times the input-gradient pass's, and the tangent rows'
+    are those themselves. So ``W̄_l = Σ_b (dY_b a_{l-1} + ȧ_{l-1})ᵀ z̄_l`` and
+    ``b̄_l = Σ_b dY_b z̄_l``: one B-row product per layer, and no cotangent is carried through
+    any ``Wᵀ`` (``n_L == 1``; the output layer's ``z̄_L`` is ``σ_out'``)."""
+    sizes, poff, aoff = spec.sizes, spec.poff, spec.aoff
+    L = sizes.shape[0] - 1
+    B = ws.nb[0]
+    Bc = ws.Y.shape[0]
+    A, T, M, S = ws.A, ws.T, ws.C0, ws.C1
+    dP[:] = 0.0
+    yo = 2 * Bc * aoff[L]
+    for b in range(B):  # σ_out' per row, the seed 1 through the output activation
+        S[b] = 1.0
+    _mul_dact(A[yo:yo + B], S[0:B], spec.out_act)
+    for l in range(L, 0, -1):
+        n_in, n = sizes[l - 1], sizes[l]
+        a_in = 2 * Bc * aoff[l - 1]
+        wo, bo = poff[l - 1, 0], poff[l - 1, 1]
+        Z, zo = (S, 0) if l == L else (T, Bc * aoff[l])
+        for b in range(B):  # M_b = dY_b a_{l-1} + ȧ_{l-1}
+            d = dY[b, 0]
+            row, trow = a_in + b * n_in, a_in + (B + b) * n_in
+            for i in range(n_in):
+                M[b * n_in + i] = d * A[row + i] + A[trow + i]
+        _mm_xtd(dP, wo, M, 0, Z, zo, B, n_in, n)
+        db = dP[bo:bo + n]
+        for b in range(B):
+            d = dY[b, 0]
+            for j in range(n):
+                db[j] += d * Z[zo + b * n + j]
+
+
+@jit
 def _seed_output(ws, B, dY, nL, tangent):
     C = ws.C0
     for b in range(B):
@@ -771,6 +812,10 @@ def vjp(spec, params, ws, dY, dparams, dX):
 def backward_value_and_input_grad(spec, params, ws, dY, H, dparams):
     B = ws.nb[0]
     _tangent(spec, params, H, ws)
+    if (ws.nb[1] == 1 and spec.layer_norm == 0 and not _has_d2(spec.hidden_act)
+            and not _has_d2(spec.out_act)):
+        _reverse_piecewise_linear(spec, params, ws, dY, dparams)
+        return
     _seed_output(ws, B, dY, spec.sizes[-1], True)
     _reverse(spec, params, ws, True, True, dparams, False, ws.G, False)
 
