@@ -16,7 +16,7 @@ import tempfile
 import time
 
 from fastd3pg.bench import Table
-from fastd3pg.bench.gemm import gemm_rate, mlp_flops
+from fastd3pg.bench.gemm import fused_backward_flops, gemm_rate, mlp_flops
 
 
 def _agent(algo, env_name, steps):
@@ -31,33 +31,32 @@ def _agent(algo, env_name, steps):
 def update_flops(algo, agent) -> int:
     """Matrix-product flops of one update of ``agent`` (``algo`` one of ddpg, d3pg, sac,
     d3pg-sac, td3, d3pg-td3), counted from the kernels it calls, with ``F`` a network's forward flops
-    (:func:`~fastd3pg.bench.gemm.mlp_flops`) and ``f`` those of its input layer:
+    (:func:`~fastd3pg.bench.gemm.mlp_flops`), ``f`` those of its input layer and ``V`` those of
+    the critic's ``backward_value_and_input_grad``
+    (:func:`~fastd3pg.bench.gemm.fused_backward_flops`):
 
     forward ``F``; ``input_grad`` ``2F``; ``input_vjp`` ``F``; ``param_vjp`` ``2F - f`` (no
-    input cotangent); ``backward_value_and_input_grad`` after ``forward_input_grad`` ``4F - f``
-    (tangent pass, weight gradients over primal and tangent rows, the primal rows' input
-    cotangents; the tangent rows' come from the input-gradient pass); the twin critics' minimum
-    with its input gradient ``3F`` (two forwards, the reverse pass over each row once, for the
-    critic attaining the minimum). Per update:
+    input cotangent); the twin critics' minimum with its input gradient ``3F`` (two forwards,
+    the reverse pass over each row once, for the critic attaining the minimum). Per update:
 
     - ddpg: target ``π'``, ``Q'`` (``F_a + F_c``); critic forward and ``param_vjp``
       (``3F_c - f_c``); actor forward, critic ``input_grad``, actor ``param_vjp``
       (``3F_a - f_a + 2F_c``): ``4F_a + 6F_c - f_a - f_c``.
     - d3pg: targets with ``∇Q'`` and the actor's input cotangent (``2F_a + 2F_c``); critic
-      ``forward_input_grad`` and ``backward_value_and_input_grad`` (``6F_c - f_c``); actor as
-      ddpg: ``5F_a + 10F_c - f_a - f_c``.
+      ``forward_input_grad`` and ``backward_value_and_input_grad`` (``2F_c + V``); actor as
+      ddpg: ``5F_a + 6F_c - f_a + V``.
     - sac: target actor and two target critics (``F_a + 2F_c``); two critics
       (``6F_c - 2f_c``); actor with the twin minimum's input gradient (``3F_a - f_a + 3F_c``):
       ``4F_a + 11F_c - f_a - 2f_c``.
     - d3pg-sac: targets with the twin minimum's ``∇Q'`` and the actor's input cotangent
-      (``2F_a + 3F_c``); two critics (``12F_c - 2f_c``); actor as sac:
-      ``5F_a + 18F_c - f_a - 2f_c``.
+      (``2F_a + 3F_c``); two critics (``4F_c + 2V``); actor as sac:
+      ``5F_a + 10F_c - f_a + 2V``.
     - td3: target actor and two target critics (``F_a + 2F_c``); two critics
       (``6F_c - 2f_c``); the actor against critic 1, every second update
       (``(3F_a - f_a + 2F_c)/2``): ``2.5F_a + 9F_c - 0.5f_a - 2f_c``.
     - d3pg-td3: targets with the twin minimum's ``∇Q'`` and the actor's input cotangent
-      (``2F_a + 3F_c``); two critics (``12F_c - 2f_c``); actor as td3:
-      ``3.5F_a + 16F_c - 0.5f_a - 2f_c``.
+      (``2F_a + 3F_c``); two critics (``4F_c + 2V``); actor as td3:
+      ``3.5F_a + 8F_c - 0.5f_a + 2V``.
 
     The parameter-noise adaptation (every ``noise_interval`` updates), the ``J_sᵀ v`` products
     of the gradient targets and the element-wise work are not counted.
@@ -66,16 +65,17 @@ def update_flops(algo, agent) -> int:
     a, c = agent.actor.sizes, agent.critic.sizes
     Fa, Fc = mlp_flops(a, B), mlp_flops(c, B)
     fa, fc = 2 * B * int(a[0]) * int(a[1]), 2 * B * int(c[0]) * int(c[1])
-    counts = {
-        "ddpg": (4, 6, 1, 1),
-        "d3pg": (5, 10, 1, 1),
-        "sac": (4, 11, 1, 2),
-        "d3pg-sac": (5, 18, 1, 2),
-        "td3": (2.5, 9, 0.5, 2),
-        "d3pg-td3": (3.5, 16, 0.5, 2),
+    V = fused_backward_flops(agent.critic, B) if algo.startswith("d3pg") else 0
+    counts = {  # (F_a, F_c, f_a, f_c, V)
+        "ddpg": (4, 6, 1, 1, 0),
+        "d3pg": (5, 6, 1, 0, 1),
+        "sac": (4, 11, 1, 2, 0),
+        "d3pg-sac": (5, 10, 1, 0, 2),
+        "td3": (2.5, 9, 0.5, 2, 0),
+        "d3pg-td3": (3.5, 8, 0.5, 0, 2),
     }
-    ka, kc, ja, jc = counts[algo]
-    return int(ka * Fa + kc * Fc - ja * fa - jc * fc)
+    ka, kc, ja, jc, kv = counts[algo]
+    return int(ka * Fa + kc * Fc - ja * fa - jc * fc + kv * V)
 
 
 def steps_per_second(agent, steps=3000, warmup=300):

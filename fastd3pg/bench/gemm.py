@@ -53,6 +53,19 @@ def mlp_flops(sizes, batch) -> int:
     return 2 * batch * sum(int(sizes[l]) * int(sizes[l + 1]) for l in range(len(sizes) - 1))
 
 
+def fused_backward_flops(net, batch) -> int:
+    """Matrix-product flops of ``backward_value_and_input_grad`` after ``forward_input_grad``
+    on ``net`` (an :class:`fastd3pg.nn.MLP`), with ``F`` its forward flops and ``f`` those of its
+    input layer: the tangent pass ``F``, then, for a relu or linear network without layer norm,
+    one weight-gradient product per layer (``F``: ``2F`` in all), else weight gradients over the
+    primal and tangent rows and the primal rows' input cotangents (``3F - f``: ``4F - f``)."""
+    F = mlp_flops(net.sizes, batch)
+    if not net.layer_norm and net.activation in ("relu", "linear") \
+            and net.output_activation in ("relu", "linear"):
+        return 2 * F
+    return 4 * F - 2 * batch * int(net.sizes[0]) * int(net.sizes[1])
+
+
 def blas_seconds(sizes, batch, repeat=7) -> float:
     """Median seconds of the matrix products of forward + vjp (``3 F`` flops) through
     single-threaded NumPy BLAS."""

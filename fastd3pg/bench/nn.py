@@ -11,8 +11,10 @@ matrix products (2 flops per multiply-add; the element-wise work is not counted)
                      and tangent rows (2F) + their input cotangents, except the input layer's
                      (2F - 2 f_1, f_1 = 2 B n_0 n_1): 6F - 2 f_1
     critic update    forward_input_grad (2F) + backward_value_and_input_grad, which reuses
-                     the input-gradient pass's cotangents for the tangent rows: tangent pass
-                     (F) + weight gradients (2F) + the primal rows' input cotangents (F - f_1)
+                     the input-gradient pass's cotangents: tangent pass (F) + weight gradients;
+                     relu or linear without layer norm, one product per layer (F): 4F;
+                     otherwise over the primal and tangent rows (2F), with the primal rows'
+                     input cotangents (F - f_1): 6F - f_1
 
 The NumPy reference runs exactly the matrix products of ``forward + vjp`` through
 single-threaded BLAS (:func:`fastd3pg.bench.gemm.blas_seconds`), so the comparison is one
@@ -27,7 +29,7 @@ import numpy as np
 
 from fastd3pg._jit import jit
 from fastd3pg.bench import Table
-from fastd3pg.bench.gemm import blas_seconds
+from fastd3pg.bench.gemm import blas_seconds, fused_backward_flops
 from fastd3pg.nn import MLP, kernels
 
 SHAPES = ([17, 64, 64, 1], [3, 64, 64, 1])
@@ -88,13 +90,16 @@ def _per_call(run, repeat):
     return samples[len(samples) // 2]
 
 
-def flops(sizes, batch):
-    """Matrix-product flops of ``forward``, ``vjp``, ``input_grad``, ``input_grad_vjp``."""
+def flops(net, batch):
+    """Matrix-product flops of ``forward``, ``vjp``, ``input_grad``, ``input_grad_vjp`` and the
+    critic update (``forward_input_grad``, then ``backward_value_and_input_grad``:
+    :func:`fastd3pg.bench.gemm.fused_backward_flops`)."""
+    sizes = [int(n) for n in net.sizes]
     F = 2 * batch * sum(sizes[l] * sizes[l + 1] for l in range(len(sizes) - 1))
     first = 2 * batch * sizes[0] * sizes[1]
     return {"forward": F, "vjp": 3 * F, "input_grad": 2 * F,
             "input_grad_vjp": F + F + 2 * F + 2 * (F - first),
-            "critic update": 2 * F + F + 2 * F + (F - first)}
+            "critic update": 2 * F + fused_backward_flops(net, batch)}
 
 
 def _vjp_times(net, B, repeat):
@@ -134,7 +139,7 @@ def tables(quick=False):
         net = MLP(sizes, "relu", "linear", layer_norm=False)
         for B in BATCHES:
             times = _time_kernels(net, B, repeat)
-            fl = flops(sizes, B)
+            fl = flops(net, B)
             for name, t in times.items():
                 rows.append([str(sizes), B, name, t * 1e6, fl[name] / t / 1e9])
             # Both sides best of several alternating rounds: on a shared machine, the minimum is the
@@ -148,9 +153,10 @@ def tables(quick=False):
             theirs = fl["vjp"] / t_blas / 1e9
             ratio_rows.append([str(sizes), B, ours, theirs, ours / theirs, t_igv / t_ours])
     sizes, B = SHAPES[0], BATCHES[0]
-    fl = flops(sizes, B)
     for act, ln in (("relu", True), ("tanh", False), ("tanh", True)):
-        times = _time_kernels(MLP(sizes, act, "linear", layer_norm=ln), B, repeat)
+        net = MLP(sizes, act, "linear", layer_norm=ln)
+        times = _time_kernels(net, B, repeat)
+        fl = flops(net, B)
         for name, t in times.items():
             variant_rows.append([act, "yes" if ln else "no", name, t * 1e6, fl[name] / t / 1e9])
     return [
