@@ -187,6 +187,13 @@ def _has_d2(code):
 
 
 @jit
+def _t_is_post_activation(spec):
+    """Whether the input-gradient pass keeps ``z̄_l = ā_l σ'`` in ``T`` (no layer norm and
+    ``σ'' = 0``: what the tangent rows need as they are), rather than ``ā_l``."""
+    return spec.layer_norm == 0 and not _has_d2(spec.hidden_act)
+
+
+@jit
 def _d2act(a, code):
     if code == TANH:
         return -2.0 * a * (1.0 - a * a)
@@ -618,7 +625,7 @@ def _reverse(spec, P, ws, tangent, want_dp, dP, want_dx, dX, store):
     reuse = tangent and ws.nb[1] == 1
     # Without layer norm and with σ'' = 0, T keeps the cotangents past the activation
     # (z̄_l = ā_l σ'), which is what the tangent rows need: they are used as they are.
-    post = spec.layer_norm == 0 and not _has_d2(spec.hidden_act)
+    post = _t_is_post_activation(spec)
     from_T = reuse and post  # the tangent rows' cotangents are read in T, not carried in C
     if want_dp:
         dP[:] = 0.0
@@ -812,8 +819,7 @@ def vjp(spec, params, ws, dY, dparams, dX):
 def backward_value_and_input_grad(spec, params, ws, dY, H, dparams):
     B = ws.nb[0]
     _tangent(spec, params, H, ws)
-    if (ws.nb[1] == 1 and spec.layer_norm == 0 and not _has_d2(spec.hidden_act)
-            and not _has_d2(spec.out_act)):
+    if ws.nb[1] == 1 and _t_is_post_activation(spec) and not _has_d2(spec.out_act):
         _reverse_piecewise_linear(spec, params, ws, dY, dparams)
         return
     _seed_output(ws, B, dY, spec.sizes[-1], True)
