@@ -346,14 +346,14 @@ class TaskVectorEnv(VectorEnv):
             if self.jacobians:
                 J_s, J_a = np.empty((B, n, n)), np.empty((B, n, m))
                 dr_ds, dr_da = np.empty((B, n)), np.empty((B, m))
-                dispatch.step_jac_batch(self.task.task_id, self.task.params, S, A, out, R, T,
+                dispatch.step_jac_batch(self.task.kernels, self.task.params, S, A, out, R, T,
                                         J_s, J_a, dr_ds, dr_da)
                 for key, value in zip(JACOBIAN_KEYS, (J_s, J_a, dr_ds, dr_da)):
                     full = np.zeros((N,) + value.shape[1:])
                     full[alive] = value
                     info[key], info["_" + key] = full, alive.copy()
             else:
-                dispatch.step_batch(self.task.task_id, self.task.params, S, A, out, R, T)
+                dispatch.step_batch(self.task.kernels, self.task.params, S, A, out, R, T)
             self._states[alive] = out
             rewards[alive], terminated[alive] = R, T
             self._elapsed[alive] += 1

@@ -42,15 +42,15 @@ def _batch_rates(env, repeat, rounds):
     out, R, T = np.empty((B, n)), np.empty(B), np.empty(B, dtype=np.bool_)
     J_s, J_a = np.empty((B, n, n)), np.empty((B, n, m))
     dr_ds, dr_da = np.empty((B, n)), np.empty((B, m))
-    tid, p = env.task_id, env.params
+    k, p = env.kernels, env.params
     plain = jac = float("inf")
     # Alternate the two and keep the best of each: on a shared machine their ratio then
     # compares like with like.
     for _ in range(rounds):
-        plain = min(plain, median_time(lambda: dispatch.step_batch(tid, p, S, A, out, R, T),
+        plain = min(plain, median_time(lambda: dispatch.step_batch(k, p, S, A, out, R, T),
                                        repeat=repeat))
         jac = min(jac, median_time(
-            lambda: dispatch.step_jac_batch(tid, p, S, A, out, R, T, J_s, J_a, dr_ds, dr_da),
+            lambda: dispatch.step_jac_batch(k, p, S, A, out, R, T, J_s, J_a, dr_ds, dr_da),
             repeat=repeat,
         ))
     return B / plain, B / jac

@@ -43,7 +43,7 @@ STD_FLOOR = 0.1  # Baselines' running statistics never report a std below 0.1
 class Task(NamedTuple):
     """The task as compiled loops address it."""
 
-    task_id: int  # the simulator's id in fastd3pg.physics.dispatch
+    kernels: dispatch.TaskKernels  # the simulator's compiled kernels (Env.kernels)
     horizon: int  # episode length T
 
 
@@ -71,7 +71,7 @@ class AdamSettings(NamedTuple):
 
 
 def task_settings(env) -> Task:
-    return Task(task_id=int(env.task_id), horizon=int(env.horizon))
+    return Task(kernels=env.kernels, horizon=int(env.horizon))
 
 
 def normalization_settings(config) -> Normalization:
@@ -416,9 +416,9 @@ def act(spec_a, theta, stat, norm, work, s):
 
 
 @jit
-def start_episode(task_id, p, rng, state, episode_t):
+def start_episode(kernels, p, rng, state, episode_t):
     """A fresh start state from ``rng`` into ``state``; the episode's step count to 0."""
-    dispatch.reset(task_id, p, rng, state)
+    dispatch.reset(kernels, p, rng, state)
     episode_t[0] = 0
 
 
@@ -430,10 +430,10 @@ def step_and_store(p, task, norm, with_jacobians, stats, w, buf, J_s, J_a, dr_ds
     start state. Returns the reward."""
     s = stats.state
     if with_jacobians:
-        r, terminated = dispatch.step_jac(task.task_id, p, s, w.a, w.s_next, J_s, J_a,
+        r, terminated = dispatch.step_jac(task.kernels, p, s, w.a, w.s_next, J_s, J_a,
                                           dr_ds, dr_da)
     else:
-        r, terminated = dispatch.step(task.task_id, p, s, w.a, w.s_next)
+        r, terminated = dispatch.step(task.kernels, p, s, w.a, w.s_next)
     replay.add(buf, s, w.a, r, w.s_next, terminated, J_s, J_a, dr_ds, dr_da)
     if norm.on:
         normalizer_update(stats.obs, s.reshape((1, s.shape[0])))
@@ -441,7 +441,7 @@ def step_and_store(p, task, norm, with_jacobians, stats, w, buf, J_s, J_a, dr_ds
     stats.episode_t[0] += 1
     s[:] = w.s_next
     if terminated or stats.episode_t[0] >= task.horizon:
-        start_episode(task.task_id, p, stats.rng, stats.state, stats.episode_t)
+        start_episode(task.kernels, p, stats.rng, stats.state, stats.episode_t)
     return r
 
 
@@ -450,11 +450,11 @@ def evaluate(p, spec_a, theta, task, norm, stat, rng, work):
     """The return of one episode of the deterministic actor ``theta`` from a start state drawn
     from ``rng`` (the evaluation stream)."""
     s = np.empty(work.s_next.shape[0])
-    dispatch.reset(task.task_id, p, rng, s)
+    dispatch.reset(task.kernels, p, rng, s)
     total = 0.0
     for _ in range(task.horizon):
         act(spec_a, theta, stat, norm, work, s)
-        r, terminated = dispatch.step(task.task_id, p, s, work.a, work.s_next)
+        r, terminated = dispatch.step(task.kernels, p, s, work.a, work.s_next)
         total += r
         s[:] = work.s_next
         if terminated:

@@ -369,7 +369,7 @@ class D3PGAgent:
         self.buf = replay.make_replay(core.replay_capacity(c, total_steps), n, m,
                                       with_jacobians=self.settings.loss.gradients)
         self.work = make_work(self.actor, self.critic, c.batch_size)
-        core.start_episode(self.settings.task.task_id, env.params, self.stats.rng,
+        core.start_episode(self.settings.task.kernels, env.params, self.stats.rng,
                            self.stats.state, self.stats.episode_t)
 
     @property

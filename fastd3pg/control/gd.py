@@ -172,7 +172,7 @@ def make_work(actor, T: int) -> Work:
 def episode_gradient(p, spec_a, theta, stats, cfg, work, s0):
     """One episode of π_θ from ``s0``: returns ``(R, L)`` and writes ``-∂R/∂θ`` into
     ``work.dtheta`` (the adjoint sweep of the module docstring)."""
-    task, T = cfg.task.task_id, cfg.task.horizon
+    task, T = cfg.task.kernels, cfg.task.horizon
     gamma = cfg.gamma
     n, m = work.S.shape[1], work.A.shape[1]
     core.obs_moments(stats.obs, cfg.obs.on, work.obs_mean, work.obs_std)
@@ -222,7 +222,7 @@ def episode_gradient(p, spec_a, theta, stats, cfg, work, s0):
 @jit
 def random_state_statistics(p, stats, cfg, steps, work):
     """Merge ``steps`` states of a uniform random controller into ``stats.obs``."""
-    task, T = cfg.task.task_id, cfg.task.horizon
+    task, T = cfg.task.kernels, cfg.task.horizon
     s, a = work.S[0], work.A[0]
     dispatch.reset(task, p, stats.rng, s)
     t = 0
@@ -248,7 +248,7 @@ def train_period(n_steps, p, spec_a, nets, stats, cfg, work):
         work.grad[:] = 0.0
         total = 0.0
         for _ in range(k):
-            dispatch.reset(cfg.task.task_id, p, stats.rng, stats.state)
+            dispatch.reset(cfg.task.kernels, p, stats.rng, stats.state)
             R, L = episode_gradient(p, spec_a, nets.theta, stats, cfg, work, stats.state)
             stats.total[0] += L
             total += R / k

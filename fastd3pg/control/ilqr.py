@@ -51,7 +51,7 @@ needs; the rank-one deficiency elsewhere is covered by the dynamics' ``f_uᵀ V'
 
 Compiled: the whole optimisation (rollouts, backward passes, box QPs, line search, μ schedule)
 is one Numba kernel, :func:`ilqr_kernel`, which reaches the task through
-:mod:`fastd3pg.physics.dispatch` by its integer id; the Python functions below validate input.
+:mod:`fastd3pg.physics.dispatch` by its compiled kernels (``env.kernels``); the Python functions below validate input.
 Tasks without a differentiable reward (``env.differentiable_reward`` false: Acrobot) are refused.
 """
 
@@ -80,7 +80,7 @@ N_ALPHA = 11  # line-search steps 10^linspace(0, -3, 11)
 
 
 @jit
-def rollout_jac(task_id, p, X, U, c, cx, cu, Fx, Fu):
+def rollout_jac(kernels, p, X, U, c, cx, cu, Fx, Fu):
     """Simulate from ``X[0]`` under ``U`` with derivatives; fill ``X[1:]``, the costs ``c`` and
     the cost and dynamics derivatives. Returns ``(J, T)``: the cost and the number of steps that
     count (``T < H`` if a step terminates; later states repeat the terminal one)."""
@@ -92,7 +92,7 @@ def rollout_jac(task_id, p, X, U, c, cx, cu, Fx, Fu):
     J = 0.0
     T = H
     for t in range(H):
-        r, term = dispatch.step_jac(task_id, p, X[t], U[t], X[t + 1], Fx[t], Fu[t], dr_ds, dr_da)
+        r, term = dispatch.step_jac(kernels, p, X[t], U[t], X[t + 1], Fx[t], Fu[t], dr_ds, dr_da)
         c[t] = -r
         for i in range(n):
             cx[t, i] = -dr_ds[i]
@@ -108,7 +108,7 @@ def rollout_jac(task_id, p, X, U, c, cx, cu, Fx, Fu):
 
 
 @jit
-def rollout_policy(task_id, p, X, U, Xref, Uref, k, K, alpha, T):
+def rollout_policy(kernels, p, X, U, Xref, Uref, k, K, alpha, T):
     """Forward pass ``U ← clip(Uref + α k + K (X - Xref))`` from ``X[0]``; returns ``(J, T_new)``.
     Steps at or after the reference's termination ``T`` get no feedback."""
     H = U.shape[0]
@@ -127,7 +127,7 @@ def rollout_policy(task_id, p, X, U, Xref, Uref, k, K, alpha, T):
         if done:
             X[t + 1, :] = X[t]
             continue
-        r, term = dispatch.step(task_id, p, X[t], U[t], X[t + 1])
+        r, term = dispatch.step(kernels, p, X[t], U[t], X[t + 1])
         J += -r
         if term:
             T_new = t + 1
@@ -245,7 +245,7 @@ def backward_pass(U, c, cx, cu, Fx, Fu, T, mu, max_reward, gn_floor, k, K, ws):
 
 
 @jit
-def ilqr_kernel(task_id, p, max_reward, x0, U, X, max_iter, mu0, tol_fun, tol_grad, z_min,
+def ilqr_kernel(kernels, p, max_reward, x0, U, X, max_iter, mu0, tol_fun, tol_grad, z_min,
                 gn_floor, cost_history):
     """Optimise the plan ``U`` (H, m) in place from ``x0``; ``X`` (H+1, n) gets its states.
 
@@ -267,7 +267,7 @@ def ilqr_kernel(task_id, p, max_reward, x0, U, X, max_iter, mu0, tol_fun, tol_gr
             U[t, i] = min(max(U[t, i], -1.0), 1.0)
     X[0, :] = x0
     Xn[0, :] = x0
-    J, T = rollout_jac(task_id, p, X, U, c, cx, cu, Fx, Fu)
+    J, T = rollout_jac(kernels, p, X, U, c, cx, cu, Fx, Fu)
     cost_history[0] = J
     if not math.isfinite(J):
         return ST_NONFINITE, 0, 0, mu0, T
@@ -302,7 +302,7 @@ def ilqr_kernel(task_id, p, max_reward, x0, U, X, max_iter, mu0, tol_fun, tol_gr
         Tn = T
         for a in range(N_ALPHA):
             alpha = 10.0 ** (-3.0 * a / (N_ALPHA - 1))
-            Jn, Tn = rollout_policy(task_id, p, Xn, Un, X, U, k, K, alpha, T)
+            Jn, Tn = rollout_policy(kernels, p, Xn, Un, X, U, k, K, alpha, T)
             expected = -alpha * (dV1 + alpha * dV2)
             dJ = J - Jn
             if math.isfinite(Jn) and dJ > 0.0 and (expected <= 0.0 or dJ / expected > z_min):
@@ -312,7 +312,7 @@ def ilqr_kernel(task_id, p, max_reward, x0, U, X, max_iter, mu0, tol_fun, tol_gr
             delta = min(delta / MU_FACTOR, 1.0 / MU_FACTOR)
             mu = max(mu * delta, MU_MIN)
             U[:, :] = Un
-            J, T = rollout_jac(task_id, p, X, U, c, cx, cu, Fx, Fu)
+            J, T = rollout_jac(kernels, p, X, U, c, cx, cu, Fx, Fu)
             accepted += 1
             cost_history[accepted] = J
             if dJ < tol_fun:
@@ -345,7 +345,7 @@ class Plan(NamedTuple):
 
 
 def _check_env(env):
-    for attr in ("task_id", "params", "state_dim", "action_dim", "max_reward"):
+    for attr in ("kernels", "params", "state_dim", "action_dim", "max_reward"):
         if not hasattr(env, attr):
             raise ValueError(f"iLQR needs a fastd3pg.physics env, got {env!r} (no {attr!r})")
     if not getattr(env, "differentiable_reward", True):
@@ -382,7 +382,7 @@ def _rewards_of(env, s0, U):
     R = np.zeros(U.shape[0])
     for t in range(U.shape[0]):
         X[t + 1] = X[t]
-        r, term = dispatch.step(env.task_id, env.params, X[t], U[t], X[t + 1])
+        r, term = dispatch.step(env.kernels, env.params, X[t], U[t], X[t + 1])
         R[t] = r
         if term:
             X[t + 1:] = X[t + 1]
@@ -411,7 +411,7 @@ def ilqr_plan(env, s0, U_init, iters=100, mu0=1.0, tol_fun=1e-7, tol_grad=1e-4, 
     X = np.empty((U.shape[0] + 1, n))
     hist = np.full(iters + 1, np.nan)
     status, it, acc, mu, _ = ilqr_kernel(
-        env.task_id, env.params, float(env.max_reward), s0, U, X, iters, float(mu0),
+        env.kernels, env.params, float(env.max_reward), s0, U, X, iters, float(mu0),
         float(tol_fun), float(tol_grad), float(z_min), float(gn_floor), hist)
     X, R, terminated = _rewards_of(env, s0, U)
     return Plan(U, X, R, float(R.sum()), hist[: acc + 1].copy(), int(it), int(acc),
@@ -462,7 +462,7 @@ def mpc_episode(env, s0, U_init, horizon, iters_per_step=10, steps=None, mu0=1.0
             a = _check_array(U_init(s.copy()), (m,), "the initial actor's action")
             U0[t] = np.clip(a, -1.0, 1.0)
             out = np.empty(n)
-            dispatch.step(env.task_id, env.params, s, U0[t], out)
+            dispatch.step(env.kernels, env.params, s, U0[t], out)
             s = out
     else:
         U0 = np.clip(_check_array(U_init, (None, m), "U_init"), -1.0, 1.0)
@@ -486,7 +486,7 @@ def mpc_episode(env, s0, U_init, horizon, iters_per_step=10, steps=None, mu0=1.0
         iterations.append(res.iterations)
         a = res.actions[0].copy()
         out = np.empty(n)
-        r, term = dispatch.step(env.task_id, env.params, s, a, out)
+        r, term = dispatch.step(env.kernels, env.params, s, a, out)
         actions.append(a)
         rewards.append(float(r))
         states.append(out.copy())

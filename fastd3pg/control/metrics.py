@@ -30,18 +30,18 @@ _random_cache: dict = {}
 
 
 @jit
-def _random_returns(task_id, p, n, m, horizon, episodes, rng):
+def _random_returns(kernels, p, n, m, horizon, episodes, rng):
     returns = np.zeros(episodes)
     s = np.empty(n)
     s_next = np.empty(n)
     a = np.empty(m)
     for e in range(episodes):
-        dispatch.reset(task_id, p, rng, s)
+        dispatch.reset(kernels, p, rng, s)
         total = 0.0
         for _ in range(horizon):
             for j in range(m):
                 a[j] = 2.0 * _rng.uniform(rng) - 1.0
-            r, done = dispatch.step(task_id, p, s, a, s_next)
+            r, done = dispatch.step(kernels, p, s, a, s_next)
             total += r
             s[:] = s_next
             if done:
@@ -56,7 +56,7 @@ def random_return(env) -> float:
     if key not in _random_cache:
         rng = _rng.make_rng(RANDOM_SEED)
         returns = _random_returns(
-            env.task_id, env.params, env.state_dim, env.action_dim, env.horizon,
+            env.kernels, env.params, env.state_dim, env.action_dim, env.horizon,
             RANDOM_EPISODES, rng,
         )
         _random_cache[key] = float(np.mean(returns))

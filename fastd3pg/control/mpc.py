@@ -206,7 +206,7 @@ def numpy_sum(a, lo, hi):
 def start_episode(p, spec_a, theta, cfg, run, w):
     """The start state; the initial actor's rollout from it, whose first ``H`` actions are the
     first plan (after a termination the rollout repeats its last action)."""
-    task = cfg.task.task_id
+    task = cfg.task.kernels
     dispatch.reset(task, p, run.rng, run.state)
     s, n = w.s, w.s.shape[0]
     s[:] = run.state
@@ -288,7 +288,7 @@ def train_period(n_steps, p, spec_a, theta, cfg, run, w):
     """Up to ``n_steps`` env steps of receding-horizon iLQR, fewer when the run ends (the
     module docstring); each action's prediction goes into ``run.predictions``. Returns the
     steps taken."""
-    task, horizon = cfg.task.task_id, cfg.task.horizon
+    task, horizon = cfg.task.kernels, cfg.task.horizon
     U, plan, rollout = w.U, run.plan, run.rollout
     H = U.shape[0]
     taken = 0

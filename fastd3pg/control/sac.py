@@ -441,7 +441,7 @@ class HybridSACAgent:
                                       with_jacobians=self.settings.loss.gradients)
         self.work = make_work(self.actor, self.critic, c.batch_size)
         self.eval_work = core.make_act_work(self.mean_actor, n, m)
-        core.start_episode(self.settings.task.task_id, env.params, self.stats.rng,
+        core.start_episode(self.settings.task.kernels, env.params, self.stats.rng,
                            self.stats.state, self.stats.episode_t)
 
     @property

@@ -8,13 +8,8 @@
 The tasks are listed once, in :mod:`fastd3pg.physics.registry`.
 """
 
-from fastd3pg.physics import dispatch
 from fastd3pg.physics.base import Env, Transition
 from fastd3pg.physics.registry import names, task_class
-
-# The shell's batched transition runs dispatch's compiled loop; the base class itself imports
-# no task (dispatch imports them all).
-Env.step_jac_batch_kernel = staticmethod(dispatch.step_jac_batch)
 
 
 def make(name: str, **params) -> Env:

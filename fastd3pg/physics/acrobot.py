@@ -69,8 +69,7 @@ from fastd3pg.physics import integrators as rk
 from fastd3pg.physics.base import Env
 from fastd3pg.physics.scratch import stack_empty
 
-# Every kernel is inlined into its callers (dispatch, compiled training loops), like the other
-# contact-free tasks. The kernel contract passes no workspace, so the RK4 stages' vectors and
+# Compiled loops call the kernels through fastd3pg.physics.dispatch. The kernel contract passes no workspace, so the RK4 stages' vectors and
 # Jacobians live in scratch arrays on the stack (no allocation per step).
 
 # Parameter vector layout.

@@ -18,7 +18,7 @@ component has zero derivative. Kernels never raise: validation happens here, in 
 
 The class below validates input, keeps the Gymnasium-style episode state (step count, time
 limit, seeding) and calls the kernels. :mod:`fastd3pg.physics.dispatch` lets compiled code
-call any task's kernels by its integer ``task_id`` (given by :mod:`fastd3pg.physics.registry`).
+call any task's kernels through ``Env.kernels`` (their compiled entry points).
 
 Input contract of the shell (``make``'s parameters, ``reset``, ``step``, ``set_state``,
 ``transition``, ``transition_batch``):
@@ -42,6 +42,7 @@ from typing import NamedTuple
 import numpy as np
 
 from fastd3pg import rng as _rng
+from fastd3pg.physics import dispatch
 
 
 def _describe(value) -> str:
@@ -83,9 +84,6 @@ class Env:
     reset_kernel = None
     step_kernel = None
     step_jac_kernel = None
-    # dispatch.step_jac_batch, set by the package (fastd3pg.physics) so that this module
-    # imports no task.
-    step_jac_batch_kernel = None
 
     def __init__(self, **params):
         unknown = sorted(set(params) - set(self.param_names))
@@ -105,6 +103,11 @@ class Env:
         self._rng = _rng.make_rng_from_entropy()
         self._state = None
         self._t = 0
+
+    @property
+    def kernels(self) -> dispatch.TaskKernels:
+        """This task's compiled kernels as compiled loops call them (compiled on first use)."""
+        return dispatch.kernels(type(self))
 
     def __repr__(self):
         return f"{type(self).__name__}()"
@@ -235,8 +238,6 @@ class Env:
         R, T = np.empty(B), np.empty(B, dtype=np.bool_)
         J_s, J_a = np.empty((B, n, n)), np.empty((B, n, m))
         dr_ds, dr_da = np.empty((B, n)), np.empty((B, m))
-        self.step_jac_batch_kernel(
-            self.task_id, self.params, S, A, out, R, T, J_s, J_a, dr_ds, dr_da
-        )
+        dispatch.step_jac_batch(self.kernels, self.params, S, A, out, R, T, J_s, J_a, dr_ds, dr_da)
         self._check_result((out, R, J_s, J_a, dr_ds, dr_da), S, A, batch=True)
         return Transition(out, R, T, J_s, J_a, dr_ds, dr_da)

@@ -61,8 +61,8 @@ from fastd3pg import rng as _rng
 from fastd3pg._jit import jit
 from fastd3pg.physics.base import Env
 
-# Every kernel is inlined into its callers (dispatch, compiled training loops): a call that
-# passes eight arrays costs about as much as this task's whole arithmetic.
+# Compiled loops call the kernels through fastd3pg.physics.dispatch (one call per step); the
+# helpers below are inlined into the kernels.
 
 # Parameter vector layout.
 GRAVITY, MASSCART, MASSPOLE, LENGTH, FRICTION, FORCE_MAG, DT, X_MAX, RESET_STD = range(9)

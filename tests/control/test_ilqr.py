@@ -134,7 +134,7 @@ def test_pendulum_swing_up_plan_brings_pendulum_up():
     s = np.array([-1.0, 0.0, 0.0])
     for t in range(100):
         out = np.empty(3)
-        dispatch.step(env.task_id, env.params, s, plan.actions[t], out)
+        dispatch.step(env.kernels, env.params, s, plan.actions[t], out)
         s = out
     assert np.allclose(s, plan.states[-1])
 
@@ -149,7 +149,7 @@ def test_mpc_episode_applies_plans_and_records_predicted_returns():
     s = s0.copy()
     for t in range(25):
         out = np.empty(3)
-        r, _ = dispatch.step(env.task_id, env.params, s, ep.actions[t], out)
+        r, _ = dispatch.step(env.kernels, env.params, s, ep.actions[t], out)
         assert np.isclose(r, ep.rewards[t]) and np.allclose(out, ep.states[t + 1])
         s = out
     # At step t the plan covers min(20, 25 - t) steps: the predicted cumulative return is the
@@ -161,7 +161,7 @@ def test_mpc_episode_applies_plans_and_records_predicted_returns():
     s, remaining = first.states[-1].copy(), 0.0
     for a in _pumping_plan(60)[20:25]:
         out = np.empty(3)
-        r, _ = dispatch.step(env.task_id, env.params, s, a, out)
+        r, _ = dispatch.step(env.kernels, env.params, s, a, out)
         remaining, s = remaining + r, out
     assert np.isclose(ep.predicted_returns[0], first.predicted_return + remaining, rtol=1e-12)
     assert np.isclose(ep.predicted_returns[0], ep.plan_returns[0] + remaining, rtol=1e-12)

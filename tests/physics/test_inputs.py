@@ -202,7 +202,7 @@ def test_half_cheetah_solver_failure_is_nan_in_compiled_code_and_an_error_in_pyt
     assert env.contact_info(s, a)["status"] == lcp.NOT_FINITE
     n = env.state_dim
     out, J_s, J_a, dr_ds, dr_da = np.empty(n), np.empty((n, n)), np.empty((n, 4)), np.empty(n), np.empty(4)
-    reward, _ = dispatch.step_jac(env.task_id, env.params, s, a, out, J_s, J_a, dr_ds, dr_da)
+    reward, _ = dispatch.step_jac(env.kernels, env.params, s, a, out, J_s, J_a, dr_ds, dr_da)
     assert np.all(np.isnan(out)) and np.isnan(reward) and np.all(np.isnan(J_s))
     with pytest.raises(ValueError, match="contact solver failed: NaN or inf in data"):
         env.transition(s, a)

@@ -54,41 +54,60 @@ def test_registry_gives_every_task_its_position_as_id():
 
 
 def test_dispatch_calls_the_tasks_own_kernels(env):
-    """Every dispatch function, for this task's id, gives exactly what the task's kernels give
-    (an id that dispatch does not cover gives NaN and fails here)."""
-    tid, p, n, m = env.task_id, env.params, env.state_dim, env.action_dim
+    """Every dispatch function, called through this task's kernel addresses, gives exactly what
+    the task's kernels give."""
+    kern, p, n, m = env.kernels, env.params, env.state_dim, env.action_dim
     for seed in range(5):
         r1, r2 = _rng.make_rng(seed), _rng.make_rng(seed)
         mine, theirs = np.empty(n), np.empty(n)
         env.reset_kernel(p, r1, mine)
-        dispatch.reset(tid, p, r2, theirs)
+        dispatch.reset(kern, p, r2, theirs)
         np.testing.assert_array_equal(theirs, mine)
         np.testing.assert_array_equal(r2, r1)
     S, A = sample_pairs(env, 40, seed=1)
     B = len(S)
     out, R, T = np.empty((B, n)), np.empty(B), np.empty(B, dtype=np.bool_)
     J_s, J_a, dr_ds, dr_da = np.empty((B, n, n)), np.empty((B, n, m)), np.empty((B, n)), np.empty((B, m))
-    dispatch.step_batch(tid, p, S, A, out, R, T)
+    dispatch.step_batch(kern, p, S, A, out, R, T)
     plain = (out.copy(), R.copy(), T.copy())
-    dispatch.step_jac_batch(tid, p, S, A, out, R, T, J_s, J_a, dr_ds, dr_da)
+    dispatch.step_jac_batch(kern, p, S, A, out, R, T, J_s, J_a, dr_ds, dr_da)
     for b in range(B):
         o = np.empty(n)
         r, t = env.step_kernel(p, S[b], A[b], o)
         np.testing.assert_array_equal(plain[0][b], o)
         assert (plain[1][b], plain[2][b]) == (r, t)
         o2 = np.empty(n)
-        assert dispatch.step(tid, p, S[b], A[b], o2) == (r, t)
+        assert dispatch.step(kern, p, S[b], A[b], o2) == (r, t)
         np.testing.assert_array_equal(o2, o)
         one = [np.empty(n), np.empty((n, n)), np.empty((n, m)), np.empty(n), np.empty(m)]
         r, t = env.step_jac_kernel(p, S[b], A[b], *one)
         two = [np.empty_like(x) for x in one]
-        assert dispatch.step_jac(tid, p, S[b], A[b], *two) == (r, t)
+        assert dispatch.step_jac(kern, p, S[b], A[b], *two) == (r, t)
         for x, y, batched in zip(one, two, (out, J_s, J_a, dr_ds, dr_da)):
             np.testing.assert_array_equal(y, x)
             np.testing.assert_array_equal(batched[b], x)
         assert (R[b], T[b]) == (r, t)
         # The step with Jacobians moves the state exactly as the plain step does.
         np.testing.assert_array_equal(one[0], o)
+
+
+def test_dispatch_refuses_arrays_of_the_wrong_size_or_layout():
+    """The kernels behind dispatch do not check their arrays; dispatch does, before calling."""
+    env = make("Pendulum")
+    kern, p, n, m = env.kernels, env.params, env.state_dim, env.action_dim
+    s, a, out = np.zeros(n), np.zeros(m), np.empty(n)
+    with pytest.raises(ValueError, match="size"):
+        dispatch.step(kern, p, np.zeros(n + 1), a, out)
+    with pytest.raises(ValueError, match="size"):
+        dispatch.step(kern, p[:-1].copy(), s, a, out)
+    with pytest.raises(ValueError, match="size"):
+        dispatch.step_jac(kern, p, s, a, out, np.empty((n, n + 1)), np.empty((n, m)),
+                          np.empty(n), np.empty(m))
+    with pytest.raises(ValueError, match="size"):
+        dispatch.reset(kern, p, _rng.make_rng(0), np.empty(n + 2))
+    strided = np.zeros(2 * n)[::2]
+    with pytest.raises(Exception, match="C-contiguous"):
+        dispatch.step(kern, p, strided, a, out)
 
 
 def test_transition_batch_equals_looped_transition_and_step(env):
@@ -137,14 +156,14 @@ def test_a_steady_state_compiled_step_allocates_nothing(env):
     Jacobians) allocate exactly as much as 1 step, i.e. only what the call from Python costs."""
     _nrt_python.memsys_enable_stats()
     S, A = sample_pairs(env, 400, seed=4)
-    tid, p, n, m = env.task_id, env.params, env.state_dim, env.action_dim
+    kern, p, n, m = env.kernels, env.params, env.state_dim, env.action_dim
 
     def loops(k):
         out, R, T = np.empty((k, n)), np.empty(k), np.empty(k, dtype=np.bool_)
         J = (np.empty((k, n, n)), np.empty((k, n, m)), np.empty((k, n)), np.empty((k, m)))
         Sk, Ak = S[:k].copy(), A[:k].copy()
-        return (lambda: dispatch.step_jac_batch(tid, p, Sk, Ak, out, R, T, *J),
-                lambda: dispatch.step_batch(tid, p, Sk, Ak, out, R, T))
+        return (lambda: dispatch.step_jac_batch(kern, p, Sk, Ak, out, R, T, *J),
+                lambda: dispatch.step_batch(kern, p, Sk, Ak, out, R, T))
 
     for one, many in zip(loops(1), loops(len(S))):
         many()  # compile
