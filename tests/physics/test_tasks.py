@@ -12,6 +12,7 @@ import pytest
 from numba.core.runtime import _nrt_python, rtsys
 
 from fastd3pg import rng as _rng
+from fastd3pg._jit import jit
 from fastd3pg.physics import dispatch, make, names, registry
 
 
@@ -108,6 +109,29 @@ def test_dispatch_refuses_arrays_of_the_wrong_size_or_layout():
     strided = np.zeros(2 * n)[::2]
     with pytest.raises(Exception, match="C-contiguous"):
         dispatch.step(kern, p, strided, a, out)
+
+
+def test_dispatch_refuses_a_kernel_compiled_earlier_with_another_return_type():
+    """A kernel first called from Python keeps the return type Numba inferred for those
+    argument types; dispatch must not call it with another one."""
+
+    @jit
+    def reset(p, rng, out):
+        out[:] = 0.0
+
+    @jit
+    def step(p, s, a, out):
+        out[:] = s
+        return 0.0, 1  # an int where dispatch expects a bool
+
+    class Odd:
+        state_dim, action_dim, default_params = 1, 1, (0.0,)
+        reset_kernel, step_kernel, step_jac_kernel = reset, step, step
+
+    one = np.zeros(1)
+    step(one, one, one, np.empty(1))
+    with pytest.raises(TypeError, match="returns"):
+        dispatch.kernels(Odd)
 
 
 def test_transition_batch_equals_looped_transition_and_step(env):
