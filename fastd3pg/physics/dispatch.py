@@ -59,9 +59,11 @@ def _address(kernel, signature) -> int:
     """``kernel`` compiled (or loaded from the cache) for ``signature``; its entry point."""
     kernel.compile(signature)
     # An earlier call from Python may have compiled these argument types already, with the
-    # return type Numba inferred; the call below must match it exactly.
+    # return type Numba inferred (``Literal[bool](False)`` for a task that never terminates):
+    # the call below needs that type to have the same machine representation.
     compiled = kernel.overloads[signature.args]
-    if compiled.signature.return_type != signature.return_type:
+    ctx = kernel.targetctx
+    if ctx.get_return_type(compiled.signature.return_type) != ctx.get_return_type(signature.return_type):
         raise TypeError(f"{kernel.py_func.__qualname__} returns {compiled.signature.return_type}; "
                         f"dispatch calls it as returning {signature.return_type}")
     return compiled.library.get_pointer_to_function(compiled.fndesc.llvm_func_name)
