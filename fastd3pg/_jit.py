@@ -22,14 +22,21 @@ kernel is compiled, and only if no Numba function was compiled before (otherwise
 target stays, and :func:`compile_target` says so). ``config.json`` records :func:`compile_target`.
 """
 
+import functools
 import hashlib
+import importlib
 import os
 import platform
 from contextlib import contextmanager
 from pathlib import Path
 
+import llvmlite.binding as llvm_binding
 import numba
+from numba import types
+from numba.core import cgutils
+from numba.core import compiler as _numba_compiler
 from numba.core import config as _numba_config
+from numba.extending import intrinsic, overload
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 _cache_dir: str | None = None
@@ -129,3 +136,90 @@ def jit(fn=None, **options):
             return numba.njit(cache=True, **options)(f)
 
     return wrap if fn is None else wrap(fn)
+
+
+def unit(fn=None, **options):
+    """:func:`jit`, compiled as a unit of its own: compiled code calls it through its entry
+    point instead of compiling (inlining) it into every caller.
+
+    Numba links a callee's machine code into each caller and optimizes and emits it again
+    there, so a kernel deep in a training update is compiled once per level above it; at the
+    level of a whole update that is most of a cold start. A call to a unit is a real call
+    (tens of nanoseconds; nothing against a kernel that works on a minibatch) to code compiled
+    once per argument types. Callers keep their own on-disk cache: the entry point is a named
+    symbol, bound when the unit is compiled or loaded, which happens first whenever a caller
+    is compiled or loaded from the cache.
+
+    Called from Python, a unit is its :attr:`dispatcher`.
+    """
+
+    def wrap(f):
+        if "<locals>" in f.__qualname__:
+            raise TypeError(f"unit: {f.__qualname__} must be defined at module level (its cached "
+                            "callers find it by name)")
+        dispatcher = jit(f, **options)
+
+        @functools.wraps(f)
+        def call(*args, **kwargs):
+            return dispatcher(*args, **kwargs)
+
+        call.dispatcher = dispatcher
+
+        @intrinsic
+        def _call_unit(typingctx, args):
+            argtys = tuple(types.unliteral(t) for t in args.types)
+            symbol, restype = _entry(f.__module__, f.__qualname__, argtys)
+
+            def codegen(context, builder, sig, llargs):
+                values = [context.cast(builder, v, t, u) for v, t, u in
+                          zip(cgutils.unpack_tuple(builder, llargs[0]), args.types, argtys)]
+                fnty = context.call_conv.get_function_type(restype, argtys)
+                fn = cgutils.get_or_insert_function(builder.module, fnty, symbol)
+                status, result = context.call_conv.call_function(builder, fn, restype, argtys,
+                                                                 values)
+                with cgutils.if_unlikely(builder, status.is_error):
+                    context.call_conv.return_status_propagate(builder, status)
+                # A cached caller binds the symbol again before its code is loaded.
+                context.active_code_library._reload_init.add(
+                    functools.partial(_entry, f.__module__, f.__qualname__, argtys))
+                return result
+
+            return restype(args), codegen
+
+        @overload(call)
+        def _compiled_call(*args):
+            return lambda *args: _call_unit(args)
+
+        return call
+
+    return wrap if fn is None else wrap(fn)
+
+
+@functools.cache
+def _entry(module: str, qualname: str, argtys: tuple):
+    """The unit ``module.qualname`` compiled (or loaded) for ``argtys``, its entry point bound
+    to a symbol named after them; the symbol and the return type."""
+    dispatcher = getattr(importlib.import_module(module), qualname).dispatcher
+    with _numba_cache_dir(cache_dir()):
+        dispatcher.compile(argtys)
+    compiled = dispatcher.overloads[argtys]
+    address = compiled.library.get_pointer_to_function(compiled.fndesc.llvm_func_name)
+    key = f"{module}.{qualname}{argtys}".encode()
+    symbol = "fastd3pg.unit." + hashlib.sha256(key).hexdigest()[:24]
+    llvm_binding.add_symbol(symbol, address)
+    return symbol, compiled.signature.return_type
+
+
+def _keep_reload_hooks(rebuild):
+    """Numba forgets, for a function loaded from its cache, what must run before code linked
+    from it is loaded (``reload_init``), so a caller compiled later would not record it."""
+
+    def rebuild_keeping_hooks(cls, target_context, *payload):
+        result = rebuild.__func__(cls, target_context, *payload)
+        result.library._reload_init.update(result.reload_init or ())
+        return result
+
+    return classmethod(rebuild_keeping_hooks)
+
+
+_numba_compiler.CompileResult._rebuild = _keep_reload_hooks(_numba_compiler.CompileResult._rebuild)

@@ -59,3 +59,113 @@ def test_numba_code_compiled_before_the_import_keeps_the_host_target():
     target = target_in_fresh_process(code)
     assert target["reason"].startswith("host (Numba compiled code before")
     assert target["cpu_name"] != "x86-64-v3"
+
+
+# -- units ----------------------------------------------------------------------------------------
+UNIT_MODULE = '''
+import numpy as np
+from fastd3pg._jit import jit, unit
+
+
+@unit
+def inner(x, k):
+    if k < 0:
+        raise ValueError("k must be >= 0")
+    s = 0.0
+    for v in x:
+        s += v * k
+    return x[:2], s
+
+
+@jit
+def middle(x, k):
+    head, s = inner(x, k)
+    return head.sum() + s
+
+
+@jit
+def outer(x, k):
+    return middle(x, k) + 1.0
+'''
+
+RUN_UNIT = '''
+import json, sys
+import numpy as np
+import unitmod
+name = sys.argv[1]
+f = getattr(unitmod, name)
+x = np.arange(5.0)
+value = f(x, 2)
+try:
+    f(x, -1)
+    error = None
+except ValueError as e:
+    error = str(e)
+d = getattr(f, "dispatcher", f)
+print(json.dumps({"value": float(value) if name != "inner" else float(value[1]),
+                  "error": error, "hits": sum(d.stats.cache_hits.values()),
+                  "misses": sum(d.stats.cache_misses.values())}))
+'''
+
+
+@pytest.fixture
+def unit_package(tmp_path):
+    (tmp_path / "unitmod.py").write_text(UNIT_MODULE)
+    (tmp_path / "run_unit.py").write_text(RUN_UNIT)
+    return tmp_path
+
+
+def run_unit(package, name):
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(package / "cache"),
+           "PYTHONPATH": os.pathsep.join([str(package), os.environ.get("PYTHONPATH", "")])}
+    out = subprocess.run([sys.executable, str(package / "run_unit.py"), name], env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_a_unit_gives_the_same_result_and_error_from_python_and_from_compiled_callers(unit_package):
+    # inner: 0..4 times 2 summed = 20; middle adds x[0] + x[1] = 1; outer adds 1.
+    assert run_unit(unit_package, "inner") == {"value": 20.0, "error": "k must be >= 0",
+                                               "hits": 0, "misses": 1}
+    assert run_unit(unit_package, "middle")["value"] == 21.0
+    got = run_unit(unit_package, "outer")
+    assert got["value"] == 22.0 and got["error"] == "k must be >= 0"
+
+
+def test_a_caller_of_a_unit_is_loaded_from_the_cache_in_a_new_process(unit_package):
+    """The second process loads ``outer`` from the cache (nothing compiled), which binds the
+    unit's entry point first; also when ``outer`` was compiled against a ``middle`` that was
+    itself loaded from the cache."""
+    first = run_unit(unit_package, "outer")
+    assert first["misses"] == 1 and first["hits"] == 0
+    again = run_unit(unit_package, "outer")
+    assert again == {**first, "hits": 1, "misses": 0}
+    other = unit_package / "other"
+    other.mkdir()
+    (other / "unitmod.py").write_text(UNIT_MODULE)
+    (other / "run_unit.py").write_text(RUN_UNIT)
+    assert run_unit(other, "middle")["misses"] == 1
+    assert run_unit(other, "outer")["misses"] == 1  # compiled, with middle from the cache
+    assert run_unit(other, "outer") == {**first, "hits": 1, "misses": 0}
+
+
+def test_a_callers_code_calls_the_unit_instead_of_containing_it(unit_package, monkeypatch):
+    import numpy as np
+
+    monkeypatch.syspath_prepend(str(unit_package))
+    import unitmod
+
+    assert unitmod.outer(np.arange(5.0), 2) == 22.0
+    (ir,) = unitmod.middle.inspect_llvm().values()
+    assert any(line.startswith("declare") and "fastd3pg.unit." in line for line in ir.splitlines())
+    assert "k must be >= 0" not in ir  # the unit's code (its error message) is not in the caller
+
+
+def test_a_unit_must_be_defined_at_module_level():
+    from fastd3pg._jit import unit
+
+    with pytest.raises(TypeError, match="module level"):
+        @unit
+        def local(x):
+            return x

@@ -28,7 +28,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from fastd3pg._jit import jit
+from fastd3pg._jit import jit, unit
 from fastd3pg.nn import MLP
 from fastd3pg.nn import kernels as nnk
 from fastd3pg.control import replay
@@ -329,7 +329,7 @@ def critic_l2(phi, l2_ranges, l2, dphi, loss):
     return loss
 
 
-@jit
+@unit
 def critic_gradient(spec_c, phi, l2_ranges, cl, clip, mu_q, sigma_q, buf, mb):
     """∂L/∂φ of the regularized critic loss (Algorithm 1, in normalized coordinates) of the
     critic ``phi`` on the transitions ``mb.idx`` into ``mb.dphi``; returns L. Needs the targets
@@ -408,7 +408,7 @@ def load_state(stat, norm, work, s):
     normalize_states(work.x, work.obs_mean, work.obs_std, norm.clip, work.x, work.mask)
 
 
-@jit
+@unit
 def act(spec_a, theta, stat, norm, work, s):
     """``work.a = π_θ(s̃)`` for one state ``s`` (a deterministic actor)."""
     load_state(stat, norm, work, s)
@@ -422,7 +422,7 @@ def start_episode(kernels, p, rng, state, episode_t):
     episode_t[0] = 0
 
 
-@jit
+@unit
 def step_and_store(p, task, norm, with_jacobians, stats, w, buf, J_s, J_a, dr_ds, dr_da):
     """Alg. 1 lines 5-6: the env step from ``stats.state`` under the action ``w.a``, stored in
     ``buf`` (with the step's Jacobians when ``with_jacobians``); then the observation statistics,
@@ -445,7 +445,7 @@ def step_and_store(p, task, norm, with_jacobians, stats, w, buf, J_s, J_a, dr_ds
     return r
 
 
-@jit
+@unit
 def evaluate(p, spec_a, theta, task, norm, stat, rng, work):
     """The return of one episode of the deterministic actor ``theta`` from a start state drawn
     from ``rng`` (the evaluation stream)."""

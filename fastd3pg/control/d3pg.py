@@ -28,7 +28,7 @@ from typing import NamedTuple
 import numpy as np
 
 from fastd3pg import rng as _rng
-from fastd3pg._jit import jit
+from fastd3pg._jit import jit, unit
 from fastd3pg.control import core, replay
 from fastd3pg.control.configio import ConfigError, require
 from fastd3pg.nn import MLP, adam_step, polyak
@@ -181,7 +181,7 @@ def refresh_moments(stats, cfg, mb, ret):
     core.return_moments(stats.ret, cfg.popart, ret)
 
 
-@jit
+@unit
 def td_and_gradient_targets(spec_a, spec_c, nets, cfg, buf, mb, ret):
     """Alg. 1 lines 8-9 for the transitions ``mb.idx`` of ``buf``: the TD target ``y`` into
     ``mb.Y`` and, for D3PG, ``g_s``, ``g_a`` into ``mb.GS``, ``mb.GA`` (raw coordinates;
@@ -236,7 +236,7 @@ def critic_gradient(spec_c, nets, cfg, buf, mb, ret):
                                 ret[0], ret[1], buf, mb)
 
 
-@jit
+@unit
 def actor_gradient(spec_a, spec_c, nets, mb):
     """Alg. 1 line 11: the gradient of ``-mean Q̃(s̃, π(s̃))`` w.r.t. θ into ``mb.dtheta``
     (normalized Q, states and actions); ``mb.X[:, :n]`` holds the batch's s̃."""
@@ -251,7 +251,7 @@ def actor_gradient(spec_a, spec_c, nets, mb):
     nnk.param_vjp(spec_a, nets.theta, mb.wa, mb.dA, mb.dtheta)
 
 
-@jit
+@unit
 def update(spec_a, spec_c, nets, stats, cfg, buf, work):
     """One update of Algorithm 1 (lines 7-13) on a fresh minibatch; returns the critic loss."""
     mb = work.batch
@@ -281,7 +281,7 @@ def perturb(theta, mask, sigma, rng, out):
         out[k] = theta[k] + sigma * _rng.normal(rng) * mask[k] if mask[k] != 0.0 else theta[k]
 
 
-@jit
+@unit
 def adapt_noise(spec_a, nets, stats, cfg, buf, mb):
     """Adaptive parameter noise (Plappert et al. 2017): measure the action-space distance of a
     perturbed actor on stored states and move σ towards the target distance."""

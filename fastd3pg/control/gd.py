@@ -48,7 +48,7 @@ from typing import NamedTuple
 import numpy as np
 
 from fastd3pg import rng as _rng
-from fastd3pg._jit import jit
+from fastd3pg._jit import jit, unit
 from fastd3pg.control import core, metrics
 from fastd3pg.control.configio import require
 from fastd3pg.nn import adam_step
@@ -168,7 +168,7 @@ def make_work(actor, T: int) -> Work:
     )
 
 
-@jit
+@unit
 def episode_gradient(p, spec_a, theta, stats, cfg, work, s0):
     """One episode of π_θ from ``s0``: returns ``(R, L)`` and writes ``-∂R/∂θ`` into
     ``work.dtheta`` (the adjoint sweep of the module docstring)."""

@@ -60,7 +60,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from fastd3pg._jit import jit
+from fastd3pg._jit import jit, unit
 from fastd3pg.control.boxqp import QP_NOT_PD, boxqp
 from fastd3pg.linalg import cholesky_solve
 from fastd3pg.physics import dispatch
@@ -244,7 +244,7 @@ def backward_pass(U, c, cx, cu, Fx, Fu, T, mu, max_reward, gn_floor, k, K, ws):
     return True, dV1, dV2
 
 
-@jit
+@unit
 def ilqr_kernel(kernels, p, max_reward, x0, U, X, max_iter, mu0, tol_fun, tol_grad, z_min,
                 gn_floor, cost_history):
     """Optimise the plan ``U`` (H, m) in place from ``x0``; ``X`` (H+1, n) gets its states.

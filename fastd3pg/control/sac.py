@@ -51,7 +51,7 @@ from typing import NamedTuple
 import numpy as np
 
 from fastd3pg import rng as _rng
-from fastd3pg._jit import jit
+from fastd3pg._jit import jit, unit
 from fastd3pg.control import core, replay
 from fastd3pg.control.configio import ConfigError, require
 from fastd3pg.nn import MLP, adam_step, polyak
@@ -263,7 +263,7 @@ def draw_normal(rng, E):
 
 
 # -- one update -----------------------------------------------------------------------------------
-@jit
+@unit
 def soft_targets(spec_a, spec_c, nets, cfg, buf, work):
     """The soft TD target ``y`` into ``work.batch.Y`` for the transitions ``work.batch.idx``,
     with the noise ``work.E2``; for hybrid SAC also ``v`` (``V``) and ``g_s``, ``g_a`` (``GS``,
@@ -298,7 +298,7 @@ def soft_targets(spec_a, spec_c, nets, cfg, buf, work):
     core.gradient_targets(buf, mb.idx, gamma, mb.V, mb.GS, mb.GA)
 
 
-@jit
+@unit
 def actor_gradient(spec_a, spec_c, nets, cfg, work):
     """∂J/∂θ of the actor objective ``1/N Σ α log π(a_θ|s̃) - min_i Q_i(s̃, a_θ)`` into
     ``work.batch.dtheta`` (noise ``work.E``, states ``work.batch.X[:, :n]``); ``work.LP`` gets
@@ -335,7 +335,7 @@ def alpha_gradient(nets, cfg, work):
     return -alpha * acc / N
 
 
-@jit
+@unit
 def update(spec_a, spec_c, nets, stats, cfg, buf, work):
     """One SAC update on a fresh minibatch: critics, actor, temperature, targets. Returns the
     mean of the two critics' losses."""

@@ -40,7 +40,7 @@ from typing import NamedTuple
 import numpy as np
 
 from fastd3pg import rng as _rng
-from fastd3pg._jit import jit
+from fastd3pg._jit import jit, unit
 from fastd3pg.control import core, replay
 from fastd3pg.control.configio import ConfigError, require
 from fastd3pg.nn import MLP, adam_step, polyak
@@ -202,7 +202,7 @@ def smoothing_noise(rng, sigma, c, E):
             E[b, j] = min(max(sigma * _rng.normal(rng), -c), c)
 
 
-@jit
+@unit
 def td_and_gradient_targets(spec_a, spec_c, nets, cfg, buf, work):
     """The clipped double-Q target ``y`` into ``work.batch.Y`` for the transitions
     ``work.batch.idx``, with the smoothing noise ``work.E2``; for hybrid TD3 also ``v`` (``V``)
@@ -246,7 +246,7 @@ def td_and_gradient_targets(spec_a, spec_c, nets, cfg, buf, work):
     core.gradient_targets(buf, mb.idx, gamma, mb.V, mb.GS, mb.GA)
 
 
-@jit
+@unit
 def actor_gradient(spec_a, spec_c, nets, mb):
     """∂J/∂θ of the actor objective ``J(θ) = -1/N Σ Q_1(s̃, π_θ(s̃))`` into ``mb.dtheta``
     (states ``mb.X[:, :n]``); returns J."""
@@ -264,7 +264,7 @@ def actor_gradient(spec_a, spec_c, nets, mb):
     return loss
 
 
-@jit
+@unit
 def update(spec_a, spec_c, nets, stats, cfg, buf, work):
     """One TD3 update on a fresh minibatch: both critics; every ``policy_delay``-th update also
     the actor (against the updated critic 1) and the targets. Returns the mean of the two

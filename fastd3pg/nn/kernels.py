@@ -96,7 +96,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from fastd3pg._jit import jit
+from fastd3pg._jit import jit, unit
 
 LINEAR, RELU, TANH, ELU = 0, 1, 2, 3
 ACTIVATIONS = {"linear": LINEAR, "relu": RELU, "tanh": TANH, "elu": ELU}
@@ -444,7 +444,7 @@ def _load_rows(X, B, n, buf, off):
             dst[b, j] = X[b, j]
 
 
-@jit
+@unit
 def _forward(spec, P, X, ws):
     """Primal pass; stores ``a_l``, ``u_l``, ``r_l``; returns the batch size."""
     sizes, poff, aoff = spec.sizes, spec.poff, spec.aoff
@@ -485,7 +485,7 @@ def _forward(spec, P, X, ws):
     return B
 
 
-@jit
+@unit
 def _tangent(spec, P, H, ws):
     """Forward mode along ``ȧ_0 = H`` on the stored primal pass: ``ȧ_l`` into the tangent rows
     of ``A``, ``u̇_l`` (layer norm) or ``ż_l`` into those of ``U``, ``mean(u ż)`` into ``R``.
@@ -609,7 +609,7 @@ def _hidden_backward(spec, P, dP, ws, l, B, C, tangent, want_dp):
                 c[j] = r * (c[j] - m_ub - u[j] * m_uub)
 
 
-@jit
+@unit
 def _reverse(spec, P, ws, tangent, want_dp, dP, want_dx, dX, store):
     """Reverse pass from the output cotangents already in ``ws.C0`` (rows 0..B-1: ``ȳ``;
     tangent rows: ``ẏ̄``), turned here into those of ``z_L``; ``dP`` (if ``want_dp``) is
@@ -680,7 +680,7 @@ def _reverse(spec, P, ws, tangent, want_dp, dP, want_dx, dX, store):
         ws.nb[1] = 1
 
 
-@jit
+@unit
 def _reverse_piecewise_linear(spec, P, ws, dY, dP):
     """The reverse pass of ``backward_value_and_input_grad`` for a network without layer norm
     whose activations all have ``σ'' = 0`` (relu, linear), after ``forward_input_grad`` (``T``
@@ -736,13 +736,13 @@ def _seed_ones(ws, B, nL):
 
 
 # -- public kernels ----------------------------------------------------------------------------
-@jit
+@unit
 def forward(spec, params, X, ws):
     B = _forward(spec, params, X, ws)
     return ws.Y[:B]
 
 
-@jit
+@unit
 def input_grad(spec, params, X, ws):
     B = _forward(spec, params, X, ws)
     _seed_ones(ws, B, spec.sizes[-1])
@@ -750,7 +750,7 @@ def input_grad(spec, params, X, ws):
     return ws.G[:B]
 
 
-@jit
+@unit
 def forward_input_grad(spec, params, X, ws):
     G = input_grad(spec, params, X, ws)
     return ws.Y[:G.shape[0]], G
@@ -768,7 +768,7 @@ def _compact_rows(buf, off, n, rows, k, k4):
                 buf[dst + j] = buf[src + j]
 
 
-@jit
+@unit
 def input_grad_rows(spec, params, ws, rows, k):
     """After a ``forward`` on ``ws``: the input gradients of the rows ``rows[:k]`` (ascending
     indices into that batch, ``k >= 1``), as the first ``k`` rows of the returned block: the
@@ -794,28 +794,28 @@ def input_grad_rows(spec, params, ws, rows, k):
     return ws.G[:k]
 
 
-@jit
+@unit
 def param_vjp(spec, params, ws, dY, dparams):
     B = ws.nb[0]
     _seed_output(ws, B, dY, spec.sizes[-1], False)
     _reverse(spec, params, ws, False, True, dparams, False, ws.G, False)
 
 
-@jit
+@unit
 def input_vjp(spec, params, ws, dY, dX):
     B = ws.nb[0]
     _seed_output(ws, B, dY, spec.sizes[-1], False)
     _reverse(spec, params, ws, False, False, params, True, dX, False)
 
 
-@jit
+@unit
 def vjp(spec, params, ws, dY, dparams, dX):
     B = ws.nb[0]
     _seed_output(ws, B, dY, spec.sizes[-1], False)
     _reverse(spec, params, ws, False, True, dparams, True, dX, False)
 
 
-@jit
+@unit
 def backward_value_and_input_grad(spec, params, ws, dY, H, dparams):
     B = ws.nb[0]
     _tangent(spec, params, H, ws)
@@ -826,7 +826,7 @@ def backward_value_and_input_grad(spec, params, ws, dY, H, dparams):
     _reverse(spec, params, ws, True, True, dparams, False, ws.G, False)
 
 
-@jit
+@unit
 def input_grad_vjp(spec, params, X, H, ws, dparams):
     B = _forward(spec, params, X, ws)
     _tangent(spec, params, H, ws)
