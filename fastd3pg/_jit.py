@@ -1,4 +1,5 @@
-"""The one decorator every compiled kernel of the package uses.
+"""The two decorators every compiled kernel of the package uses: :func:`jit`, and :func:`unit`
+for a kernel that is compiled on its own and called through its entry point.
 
 ``jit`` is ``numba.njit(cache=True)`` with one difference: the on-disk cache lives in a
 directory keyed by a hash of the package's own source. Numba's cache checks only the source
@@ -36,7 +37,8 @@ from numba import types
 from numba.core import cgutils
 from numba.core import compiler as _numba_compiler
 from numba.core import config as _numba_config
-from numba.extending import intrinsic, overload
+from numba.core.typing.templates import AbstractTemplate, infer_global, signature
+from numba.extending import lower_builtin
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 _cache_dir: str | None = None
@@ -142,15 +144,18 @@ def unit(fn=None, **options):
     """:func:`jit`, compiled as a unit of its own: compiled code calls it through its entry
     point instead of compiling (inlining) it into every caller.
 
-    Numba links a callee's machine code into each caller and optimizes and emits it again
-    there, so a kernel deep in a training update is compiled once per level above it; at the
-    level of a whole update that is most of a cold start. A call to a unit is a real call
-    (tens of nanoseconds; nothing against a kernel that works on a minibatch) to code compiled
-    once per argument types. Callers keep their own on-disk cache: the entry point is a named
-    symbol, bound when the unit is compiled or loaded, which happens first whenever a caller
-    is compiled or loaded from the cache.
+    Why. Numba links a callee's code into each caller and optimizes and emits it again there,
+    so a kernel deep in a training update was compiled once for every level above it, and once
+    more for every combination of constant arguments it was called with. A unit is compiled
+    once per (non-literal) argument types, and its callers only call it: a real call, tens of
+    nanoseconds, nothing against a kernel that works on a minibatch. Hot inner loops stay
+    plain :func:`jit` functions, inlined into the unit that runs them.
 
-    Called from Python, a unit is its :attr:`dispatcher`.
+    How. The entry point is bound to a symbol named after the unit and its argument types
+    when the unit is compiled or loaded from the cache, which happens first whenever a caller
+    is compiled or loaded, so callers keep their own on-disk cache. Compiled code passes a
+    unit's arguments by position; a unit must be defined at module level. Called from Python,
+    a unit is its ``dispatcher``.
     """
 
     def wrap(f):
@@ -165,30 +170,32 @@ def unit(fn=None, **options):
 
         call.dispatcher = dispatcher
 
-        @intrinsic
-        def _call_unit(typingctx, args):
-            argtys = tuple(types.unliteral(t) for t in args.types)
-            symbol, restype = _entry(f.__module__, f.__qualname__, argtys)
+        name = (f.__module__, f.__qualname__)
 
-            def codegen(context, builder, sig, llargs):
-                values = [context.cast(builder, v, t, u) for v, t, u in
-                          zip(cgutils.unpack_tuple(builder, llargs[0]), args.types, argtys)]
-                fnty = context.call_conv.get_function_type(restype, argtys)
-                fn = cgutils.get_or_insert_function(builder.module, fnty, symbol)
-                status, result = context.call_conv.call_function(builder, fn, restype, argtys,
-                                                                 values)
-                with cgutils.if_unlikely(builder, status.is_error):
-                    context.call_conv.return_status_propagate(builder, status)
-                # A cached caller binds the symbol again before its code is loaded.
-                context.active_code_library._reload_init.add(
-                    functools.partial(_entry, f.__module__, f.__qualname__, argtys))
-                return result
+        class CallTemplate(AbstractTemplate):
+            key = call
 
-            return restype(args), codegen
+            def generic(self, args, kws):
+                if kws:
+                    raise TypeError(f"{f.__qualname__}: compiled code passes a unit's "
+                                    "arguments by position")
+                argtys = tuple(types.unliteral(t) for t in args)
+                return signature(_entry(*name, argtys)[1], *argtys)
 
-        @overload(call)
-        def _compiled_call(*args):
-            return lambda *args: _call_unit(args)
+        infer_global(call, types.Function(CallTemplate))
+
+        @lower_builtin(call, types.VarArg(types.Any))
+        def lower_call(context, builder, sig, args):
+            symbol, restype = _entry(*name, sig.args)
+            fnty = context.call_conv.get_function_type(restype, sig.args)
+            fn = cgutils.get_or_insert_function(builder.module, fnty, symbol)
+            status, result = context.call_conv.call_function(builder, fn, restype, sig.args, args)
+            with cgutils.if_unlikely(builder, status.is_error):
+                context.call_conv.return_status_propagate(builder, status)
+            # A caller loaded from the cache binds the symbol again before its code is loaded.
+            context.active_code_library._reload_init.add(
+                functools.partial(_entry, *name, sig.args))
+            return result
 
         return call
 

@@ -118,3 +118,20 @@ def gauss_solve_augmented(A, n):
             acc -= A[i, j] * A[j, n]
         A[i, n] = acc / A[i, i]
     return True
+
+
+@jit
+def copy(dst, src):
+    """``dst[...] = src`` for 1-D or 2-D arrays of one shape, element by element. Compiled code
+    uses it for array-to-array assignment: Numba's own compiles a formatted shape-mismatch
+    message (string formatting) into every function that assigns, which costs a cold start
+    seconds and buys nothing here."""
+    if dst.shape != src.shape:
+        raise ValueError("copy: the arrays' shapes differ")
+    if dst.ndim == 1:
+        for i in range(dst.shape[0]):
+            dst[i] = src[i]
+    else:
+        for i in range(dst.shape[0]):
+            for j in range(dst.shape[1]):
+                dst[i, j] = src[i, j]

@@ -29,6 +29,7 @@ from typing import NamedTuple
 import numpy as np
 
 from fastd3pg._jit import jit, unit
+from fastd3pg.linalg import copy
 from fastd3pg.nn import MLP
 from fastd3pg.nn import kernels as nnk
 from fastd3pg.control import replay
@@ -338,11 +339,11 @@ def critic_gradient(spec_c, phi, l2_ranges, cl, clip, mu_q, sigma_q, buf, mb):
     N, n = mb.S.shape
     for b in range(N):
         i = mb.idx[b]
-        mb.S[b] = buf.s[i]
-        mb.A[b] = buf.a[i]
+        copy(mb.S[b], buf.s[i])
+        copy(mb.A[b], buf.a[i])
     Xs = mb.X[:, :n]
     normalize_states(mb.S, mb.obs_mean, mb.obs_std, clip, Xs, mb.mask)
-    mb.X[:, n:] = mb.A
+    copy(mb.X[:, n:], mb.A)
     inv_n = 1.0 / N
     loss = 0.0
     if cl.gradients:
@@ -403,7 +404,7 @@ def _scatter_rows(G, rows, k, out):
 @jit
 def load_state(stat, norm, work, s):
     """``work.x = s̃`` for one state ``s``, with the current moments of ``stat``."""
-    work.x[0, :] = s
+    copy(work.x[0, :], s)
     obs_moments(stat, norm.on, work.obs_mean, work.obs_std)
     normalize_states(work.x, work.obs_mean, work.obs_std, norm.clip, work.x, work.mask)
 
@@ -412,7 +413,7 @@ def load_state(stat, norm, work, s):
 def act(spec_a, theta, stat, norm, work, s):
     """``work.a = π_θ(s̃)`` for one state ``s`` (a deterministic actor)."""
     load_state(stat, norm, work, s)
-    work.a[:] = nnk.forward(spec_a, theta, work.x, work.net)[0]
+    copy(work.a, nnk.forward(spec_a, theta, work.x, work.net)[0])
 
 
 @jit
@@ -439,7 +440,7 @@ def step_and_store(p, task, norm, with_jacobians, stats, w, buf, J_s, J_a, dr_ds
         normalizer_update(stats.obs, s.reshape((1, s.shape[0])))
     stats.total[0] += 1
     stats.episode_t[0] += 1
-    s[:] = w.s_next
+    copy(s, w.s_next)
     if terminated or stats.episode_t[0] >= task.horizon:
         start_episode(task.kernels, p, stats.rng, stats.state, stats.episode_t)
     return r
@@ -456,7 +457,7 @@ def evaluate(p, spec_a, theta, task, norm, stat, rng, work):
         act(spec_a, theta, stat, norm, work, s)
         r, terminated = dispatch.step(task.kernels, p, s, work.a, work.s_next)
         total += r
-        s[:] = work.s_next
+        copy(s, work.s_next)
         if terminated:
             break
     return total

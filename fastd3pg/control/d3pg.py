@@ -31,6 +31,7 @@ from fastd3pg import rng as _rng
 from fastd3pg._jit import jit, unit
 from fastd3pg.control import core, replay
 from fastd3pg.control.configio import ConfigError, require
+from fastd3pg.linalg import copy
 from fastd3pg.nn import MLP, adam_step, polyak
 from fastd3pg.nn import kernels as nnk
 from fastd3pg.nn.normalizer import normalizer_update
@@ -189,17 +190,17 @@ def td_and_gradient_targets(spec_a, spec_c, nets, cfg, buf, mb, ret):
     N, n = mb.S.shape
     mu_q, sigma_q = ret[0], ret[1]
     for b in range(N):
-        mb.S2[b] = buf.s_next[mb.idx[b]]
+        copy(mb.S2[b], buf.s_next[mb.idx[b]])
     Xs2 = mb.X2[:, :n]
     core.normalize_states(mb.S2, mb.obs_mean, mb.obs_std, cfg.obs.clip, Xs2, mb.mask2)
-    mb.X2[:, n:] = nnk.forward(spec_a, nets.theta_targ, Xs2, mb.wa)  # a' = π'(s')
+    copy(mb.X2[:, n:], nnk.forward(spec_a, nets.theta_targ, Xs2, mb.wa))  # a' = π'(s')
     gamma = cfg.gamma
     if not cfg.loss.gradients:
         Q2 = nnk.forward(spec_c, nets.phi_targ, mb.X2, mb.wc2)
     else:
         Q2, G2 = nnk.forward_input_grad(spec_c, nets.phi_targ, mb.X2, mb.wc2)
         # v = ∇_s' Q' + (∂π'/∂s')ᵀ ∇_a Q': the second term is the actor's input cotangent.
-        mb.dA[:] = G2[:, n:]
+        copy(mb.dA, G2[:, n:])
         nnk.input_vjp(spec_a, nets.theta_targ, mb.wa, mb.dA, mb.dS)
         std = mb.obs_std
         for b in range(N):
@@ -242,8 +243,8 @@ def actor_gradient(spec_a, spec_c, nets, mb):
     (normalized Q, states and actions); ``mb.X[:, :n]`` holds the batch's s̃."""
     N, n = mb.S.shape
     Xs = mb.X[:, :n]
-    mb.X2[:, :n] = Xs
-    mb.X2[:, n:] = nnk.forward(spec_a, nets.theta, Xs, mb.wa)
+    copy(mb.X2[:, :n], Xs)
+    copy(mb.X2[:, n:], nnk.forward(spec_a, nets.theta, Xs, mb.wa))
     G = nnk.input_grad(spec_c, nets.phi, mb.X2, mb.wc2)
     for b in range(N):
         for j in range(mb.dA.shape[1]):
@@ -290,11 +291,11 @@ def adapt_noise(spec_a, nets, stats, cfg, buf, mb):
     perturb(nets.theta, nets.noise_mask, sigma, stats.rng, nets.theta_probe)
     replay.sample_indices(buf, stats.rng, mb.idx)
     for b in range(N):
-        mb.S[b] = buf.s[mb.idx[b]]
+        copy(mb.S[b], buf.s[mb.idx[b]])
     Xs = mb.X[:, :n]
     core.obs_moments(stats.obs, cfg.obs.on, mb.obs_mean, mb.obs_std)
     core.normalize_states(mb.S, mb.obs_mean, mb.obs_std, cfg.obs.clip, Xs, mb.mask)
-    mb.A[:] = nnk.forward(spec_a, nets.theta, Xs, mb.wa)
+    copy(mb.A, nnk.forward(spec_a, nets.theta, Xs, mb.wa))
     Ap = nnk.forward(spec_a, nets.theta_probe, Xs, mb.wa)
     d = 0.0
     for b in range(N):

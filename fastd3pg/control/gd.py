@@ -51,6 +51,7 @@ from fastd3pg import rng as _rng
 from fastd3pg._jit import jit, unit
 from fastd3pg.control import core, metrics
 from fastd3pg.control.configio import require
+from fastd3pg.linalg import copy
 from fastd3pg.nn import adam_step
 from fastd3pg.nn import kernels as nnk
 from fastd3pg.nn.normalizer import normalizer_update
@@ -183,7 +184,7 @@ def episode_gradient(p, spec_a, theta, stats, cfg, work, s0):
     for t in range(T):
         core.normalize_states(work.S[t:t + 1], work.obs_mean, work.obs_std, cfg.obs.clip,
                               work.X[t:t + 1], work.mask[t:t + 1])
-        work.A[t] = nnk.forward(spec_a, theta, work.X[t:t + 1], work.w1)[0]
+        copy(work.A[t], nnk.forward(spec_a, theta, work.X[t:t + 1], work.w1)[0])
         r, terminated = dispatch.step_jac(task, p, work.S[t], work.A[t], work.S[t + 1],
                                           work.J_s[t], work.J_a[t], work.dr_ds[t], work.dr_da[t])
         R += disc * r
@@ -207,7 +208,7 @@ def episode_gradient(p, spec_a, theta, stats, cfg, work, s0):
                 acc += work.J_s[t, k, j] * work.lam[k]
             work.lam_new[j] = (work.dr_ds[t, j] + gamma * acc
                                + work.dX[0, j] * work.mask[t, j] / (std[j] + core.STD_EPS))
-        work.lam[:] = work.lam_new
+        copy(work.lam, work.lam_new)
     # -∂R/∂θ = -Σ_t γ^t (∂π/∂θ)ᵀ ā_t, in one batched reverse pass.
     disc = 1.0
     for t in range(L):
@@ -231,7 +232,7 @@ def random_state_statistics(p, stats, cfg, steps, work):
         for j in range(a.shape[0]):
             a[j] = 2.0 * _rng.uniform(stats.rng) - 1.0
         _, terminated = dispatch.step(task, p, s, a, work.S[1])
-        s[:] = work.S[1]
+        copy(s, work.S[1])
         t += 1
         if terminated or t >= T:
             dispatch.reset(task, p, stats.rng, s)

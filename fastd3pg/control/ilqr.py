@@ -62,7 +62,7 @@ import numpy as np
 
 from fastd3pg._jit import jit, unit
 from fastd3pg.control.boxqp import QP_NOT_PD, boxqp
-from fastd3pg.linalg import cholesky_solve
+from fastd3pg.linalg import cholesky_solve, copy
 from fastd3pg.physics import dispatch
 
 # Kernel status codes.
@@ -102,7 +102,7 @@ def rollout_jac(kernels, p, X, U, c, cx, cu, Fx, Fu):
         if term:
             T = t + 1
             for k in range(t + 2, H + 1):
-                X[k, :] = X[t + 1]
+                copy(X[k, :], X[t + 1])
             break
     return J, T
 
@@ -125,7 +125,7 @@ def rollout_policy(kernels, p, X, U, Xref, Uref, k, K, alpha, T):
                     v += K[t, i, j] * (X[t, j] - Xref[t, j])
             U[t, i] = min(max(v, -1.0), 1.0)
         if done:
-            X[t + 1, :] = X[t]
+            copy(X[t + 1, :], X[t])
             continue
         r, term = dispatch.step(kernels, p, X[t], U[t], X[t + 1])
         J += -r
@@ -200,7 +200,7 @@ def backward_pass(U, c, cx, cu, Fx, Fu, T, mu, max_reward, gn_floor, k, K, ws):
         status, nf = boxqp(QuuF, Qu, lower, upper, k[t], kt, free, L, qpw)
         if status == QP_NOT_PD:
             return False, dV1, dV2
-        k[t, :] = kt
+        copy(k[t, :], kt)
         K[t, :, :] = 0.0
         if nf > 0:
             for j in range(n):
@@ -265,8 +265,8 @@ def ilqr_kernel(kernels, p, max_reward, x0, U, X, max_iter, mu0, tol_fun, tol_gr
     for i in range(m):
         for t in range(H):
             U[t, i] = min(max(U[t, i], -1.0), 1.0)
-    X[0, :] = x0
-    Xn[0, :] = x0
+    copy(X[0, :], x0)
+    copy(Xn[0, :], x0)
     J, T = rollout_jac(kernels, p, X, U, c, cx, cu, Fx, Fu)
     cost_history[0] = J
     if not math.isfinite(J):
@@ -311,7 +311,7 @@ def ilqr_kernel(kernels, p, max_reward, x0, U, X, max_iter, mu0, tol_fun, tol_gr
         if success:
             delta = min(delta / MU_FACTOR, 1.0 / MU_FACTOR)
             mu = max(mu * delta, MU_MIN)
-            U[:, :] = Un
+            copy(U, Un)
             J, T = rollout_jac(kernels, p, X, U, c, cx, cu, Fx, Fu)
             accepted += 1
             cost_history[accepted] = J

@@ -19,6 +19,7 @@ import numpy as np
 
 from fastd3pg import rng as _rng
 from fastd3pg._jit import jit
+from fastd3pg.linalg import copy
 from fastd3pg.physics import dispatch
 
 EVAL_EVERY = 800
@@ -43,7 +44,7 @@ def _random_returns(kernels, p, n, m, horizon, episodes, rng):
                 a[j] = 2.0 * _rng.uniform(rng) - 1.0
             r, done = dispatch.step(kernels, p, s, a, s_next)
             total += r
-            s[:] = s_next
+            copy(s, s_next)
             if done:
                 break
         returns[e] = total

@@ -63,6 +63,7 @@ from fastd3pg._jit import jit
 from fastd3pg.control import core, metrics
 from fastd3pg.control.configio import require
 from fastd3pg.control.ilqr import ilqr_kernel
+from fastd3pg.linalg import copy
 from fastd3pg.nn import kernels as nnk
 from fastd3pg.physics import dispatch
 from fastd3pg.policy import make_policy_arrays
@@ -209,20 +210,20 @@ def start_episode(p, spec_a, theta, cfg, run, w):
     task = cfg.task.kernels
     dispatch.reset(task, p, run.rng, run.state)
     s, n = w.s, w.s.shape[0]
-    s[:] = run.state
+    copy(s, run.state)
     rollout = run.rollout
     T, m = rollout.shape
     for t in range(T):
         for j in range(n):
             w.x[0, j] = min(max(s[j], -cfg.obs_clip), cfg.obs_clip)
-        rollout[t] = nnk.forward(spec_a, theta, w.x, w.net)[0]
+        copy(rollout[t], nnk.forward(spec_a, theta, w.x, w.net)[0])
         _, terminated = dispatch.step(task, p, s, rollout[t], w.s_next)
-        s[:] = w.s_next
+        copy(s, w.s_next)
         if terminated:
             for u in range(t + 1, T):
-                rollout[u] = rollout[t]
+                copy(rollout[u], rollout[t])
             break
-    run.plan[:, :] = rollout[:run.plan.shape[0]]
+    copy(run.plan, rollout[:run.plan.shape[0]])
     run.total[0] = 0
     run.episode_return[0] = 0.0
     run.predictions[:] = np.nan
@@ -248,11 +249,11 @@ def plan_rewards(task, p, s0, U, X, R):
 def open_loop_rewards(task, p, s0, actions, lo, hi, s, s_next, R):
     """The rewards ``R[:k]`` of ``actions[lo:hi]`` applied open loop from ``s0``, ``k`` steps up
     to and including a predicted termination; returns ``k``."""
-    s[:] = s0
+    copy(s, s0)
     for u in range(lo, hi):
         r, terminated = dispatch.step(task, p, s, actions[u], s_next)
         R[u - lo] = r
-        s[:] = s_next
+        copy(s, s_next)
         if terminated:
             return u - lo + 1
     return hi - lo
@@ -294,14 +295,14 @@ def train_period(n_steps, p, spec_a, theta, cfg, run, w):
     taken = 0
     while taken < n_steps and run.stop[0] == RUNNING:
         t = run.total[0]
-        U[:, :] = plan
+        copy(U, plan)
         ilqr_kernel(task, p, cfg.max_reward, run.state, U, w.X,
                     cfg.first_iters if t == 0 else cfg.iters_per_step, cfg.mu0, TOL_FUN,
                     TOL_GRAD, Z_MIN, GN_FLOOR, w.hist)
         run.predictions[t] = predicted_return(task, p, horizon, t, run.episode_return[0],
                                               run.state, U, rollout, w)
         r, terminated = dispatch.step(task, p, run.state, U[0], w.s_next)
-        run.state[:] = w.s_next
+        copy(run.state, w.s_next)
         run.episode_return[0] += r
         run.total[0] = t + 1
         taken += 1
@@ -313,8 +314,8 @@ def train_period(n_steps, p, spec_a, theta, cfg, run, w):
             run.stop[0] = CONVERGED
         else:
             # Warm start: shift by one; the new last action from the initial rollout.
-            plan[:H - 1] = U[1:]
-            plan[H - 1] = rollout[t + H]
+            copy(plan[:H - 1], U[1:])
+            copy(plan[H - 1], rollout[t + H])
     return taken
 
 

@@ -13,6 +13,7 @@ import numpy as np
 
 from fastd3pg import rng as _rng
 from fastd3pg._jit import jit
+from fastd3pg.linalg import copy
 
 
 class Replay(NamedTuple):
@@ -43,16 +44,16 @@ def add(buf, s, a, r, s_next, done, J_s, J_a, dr_ds, dr_da):
     """Store one transition, overwriting the oldest when full."""
     cap = buf.s.shape[0]
     i = buf.pos[1]
-    buf.s[i] = s
-    buf.a[i] = a
+    copy(buf.s[i], s)
+    copy(buf.a[i], a)
     buf.r[i] = r
-    buf.s_next[i] = s_next
+    copy(buf.s_next[i], s_next)
     buf.done[i] = 1.0 if done else 0.0
     if buf.J_s.shape[0] > 0:
-        buf.J_s[i] = J_s
-        buf.J_a[i] = J_a
-        buf.dr_ds[i] = dr_ds
-        buf.dr_da[i] = dr_da
+        copy(buf.J_s[i], J_s)
+        copy(buf.J_a[i], J_a)
+        copy(buf.dr_ds[i], dr_ds)
+        copy(buf.dr_da[i], dr_da)
     buf.pos[1] = (i + 1) % cap
     buf.pos[0] = min(buf.pos[0] + 1, cap)
 

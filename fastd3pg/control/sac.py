@@ -54,6 +54,7 @@ from fastd3pg import rng as _rng
 from fastd3pg._jit import jit, unit
 from fastd3pg.control import core, replay
 from fastd3pg.control.configio import ConfigError, require
+from fastd3pg.linalg import copy
 from fastd3pg.nn import MLP, adam_step, polyak
 from fastd3pg.nn import kernels as nnk
 from fastd3pg.policy import make_policy_arrays
@@ -277,9 +278,9 @@ def soft_targets(spec_a, spec_c, nets, cfg, buf, work):
         mb.S2[b] = buf.s_next[mb.idx[b]]
     Xs2 = mb.X2[:, :n]
     core.normalize_states(mb.S2, mb.obs_mean, mb.obs_std, cfg.obs.clip, Xs2, mb.mask2)
-    work.P[:] = nnk.forward(spec_a, nets.theta, Xs2, mb.wa)
+    copy(work.P, nnk.forward(spec_a, nets.theta, Xs2, mb.wa))
     squash(work.P, work.E2, lo, hi, work.Api, work.LP)  # a' = tanh(μ(s') + σ(s') ε')
-    mb.X2[:, n:] = work.Api
+    copy(mb.X2[:, n:], work.Api)
     core.twin_min(spec_c, nets.phi1_targ, nets.phi2_targ, mb.X2, mb.wc, mb.wc2, grads,
                   work.Qmin, work.Gmin)
     gamma = cfg.gamma
@@ -308,10 +309,10 @@ def actor_gradient(spec_a, spec_c, nets, cfg, work):
     lo, hi = cfg.log_std_min, cfg.log_std_max
     alpha = np.exp(nets.log_alpha[0])
     Xs = mb.X[:, :n]
-    mb.X2[:, :n] = Xs
-    work.P[:] = nnk.forward(spec_a, nets.theta, Xs, mb.wa)
+    copy(mb.X2[:, :n], Xs)
+    copy(work.P, nnk.forward(spec_a, nets.theta, Xs, mb.wa))
     squash(work.P, work.E, lo, hi, work.Api, work.LP)
-    mb.X2[:, n:] = work.Api
+    copy(mb.X2[:, n:], work.Api)
     core.twin_min(spec_c, nets.phi1, nets.phi2, mb.X2, mb.wc, mb.wc2, True, work.Qmin,
                   work.Gmin)
     loss = 0.0

@@ -43,6 +43,7 @@ from fastd3pg import rng as _rng
 from fastd3pg._jit import jit, unit
 from fastd3pg.control import core, replay
 from fastd3pg.control.configio import ConfigError, require
+from fastd3pg.linalg import copy
 from fastd3pg.nn import MLP, adam_step, polyak
 from fastd3pg.nn import kernels as nnk
 from fastd3pg.policy import make_policy_arrays
@@ -252,8 +253,8 @@ def actor_gradient(spec_a, spec_c, nets, mb):
     (states ``mb.X[:, :n]``); returns J."""
     N, n = mb.S.shape
     Xs = mb.X[:, :n]
-    mb.X2[:, :n] = Xs
-    mb.X2[:, n:] = nnk.forward(spec_a, nets.theta, Xs, mb.wa)
+    copy(mb.X2[:, :n], Xs)
+    copy(mb.X2[:, n:], nnk.forward(spec_a, nets.theta, Xs, mb.wa))
     Q, G = nnk.forward_input_grad(spec_c, nets.phi1, mb.X2, mb.wc)
     loss = 0.0
     for b in range(N):

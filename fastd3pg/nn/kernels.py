@@ -90,6 +90,10 @@ written for LLVM's loop vectorizer (Numba keeps the SLP vectorizer off): ``_gemm
 (``contract``) and, for sums, ``reassoc``; never the NaN/inf-assuming flags. Results are
 deterministic on one machine but may differ from NumPy's in the last bits. ``python -m
 fastd3pg.bench --only nn`` compares them with single-threaded NumPy BLAS.
+
+The public kernels, the forward, tangent and reverse passes and the three products are units
+(:func:`fastd3pg._jit.unit`): compiled once each, and called, not compiled again into every
+kernel and training loop that uses them.
 """
 
 from typing import NamedTuple
@@ -97,6 +101,7 @@ from typing import NamedTuple
 import numpy as np
 
 from fastd3pg._jit import jit, unit
+from fastd3pg.linalg import copy
 
 LINEAR, RELU, TANH, ELU = 0, 1, 2, 3
 ACTIVATIONS = {"linear": LINEAR, "relu": RELU, "tanh": TANH, "elu": ELU}
@@ -330,22 +335,23 @@ def _gemm_dot(A, Bt, Z):
             Z[r, n] = s
 
 
-@jit
+@unit
 def _mm_xw(P, woff, boff, X, xoff, rows, n_in, n_out, Z, zoff):
     """``Z[r, j] = Σ_i X[r, i] W[i, j] (+ b[j] if boff >= 0)`` for ``r < rows``."""
     Zv = _view(Z, zoff, rows, n_out)
     if n_out == 1:
         _gemm_dot(_view(X, xoff, rows, n_in), _view(P, woff, 1, n_in), Zv)
         if boff >= 0:
-            Zv[:, 0] += P[boff]
+            for r in range(rows):
+                Zv[r, 0] += P[boff]
         return
     if boff >= 0:
         for r in range(rows):
-            Zv[r, :] = P[boff:boff + n_out]
+            copy(Zv[r, :], P[boff:boff + n_out])
     _gemm_rows(X, xoff, n_in, 1, _view(P, woff, n_in, n_out), Zv, boff >= 0)
 
 
-@jit
+@unit
 def _mm_dwt(P, woff, D, doff, rows, n_in, n_out, O, ooff):
     """``O[r, i] = Σ_j D[r, j] W[i, j]`` (cotangent of a layer's input)."""
     Ov = _view(O, ooff, rows, n_in)
@@ -355,7 +361,7 @@ def _mm_dwt(P, woff, D, doff, rows, n_in, n_out, O, ooff):
         _gemm_dot(_view(D, doff, rows, n_out), _view(P, woff, n_in, n_out), Ov)
 
 
-@jit
+@unit
 def _mm_xtd(dP, woff, X, xoff, D, doff, rows, n_in, n_out):
     """``dW[i, j] += Σ_r X[r, i] D[r, j]`` (a layer's weight gradient)."""
     if n_out == 1:
@@ -528,7 +534,7 @@ def _tangent(spec, P, H, ws):
                     zd[j] = ud
                     ad[j] = gain[j] * ud
         elif keep_zd:
-            A[t_out:t_out + B * n] = U[t_out:t_out + B * n]
+            copy(A[t_out:t_out + B * n], U[t_out:t_out + B * n])
         _mul_dact(A[a_out:a_out + B * n], A[t_out:t_out + B * n], code)
 
 
@@ -661,15 +667,15 @@ def _reverse(spec, P, ws, tangent, want_dp, dP, want_dx, dX, store):
         if reuse and l > 1:
             _mm_dwt(P, wo, Cin, 0, B, n_in, n, Cout, 0)  # ā = z̄ Wᵀ
             if not post:
-                Cout[k:2 * k] = T[t_l:t_l + k]  # ǡ: the input-gradient pass's ā
+                copy(Cout[k:2 * k], T[t_l:t_l + k])  # ǡ: the input-gradient pass's ā
         else:
             _mm_dwt(P, wo, Cin, 0, rows, n_in, n, Cout, 0)  # ā = z̄ Wᵀ, ǡ = ż̄ Wᵀ
             if store and l > 1 and not post:
-                T[t_l:t_l + k] = Cout[0:k]
+                copy(T[t_l:t_l + k], Cout[0:k])
         if l > 1:
             _hidden_backward(spec, P, dP, ws, l - 1, B, Cout, tangent and not from_T, want_dp)
             if store and post:
-                T[t_l:t_l + k] = Cout[0:k]
+                copy(T[t_l:t_l + k], Cout[0:k])
         Cin, Cout = Cout, Cin
     if want_dx:
         n0 = sizes[0]
