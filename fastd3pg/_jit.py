@@ -28,6 +28,7 @@ import hashlib
 import importlib
 import os
 import platform
+import types as types_module
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -131,11 +132,13 @@ def _numba_cache_dir(path: str):
 
 
 def jit(fn=None, **options):
-    """``numba.njit(cache=True, **options)``, cached under :func:`cache_dir`."""
+    """``numba.njit(cache=True, **options)``, cached under :func:`cache_dir`, without the C
+    callable wrapper that Numba otherwise compiles for every function (nothing in the package
+    takes a kernel's C address: the tasks' kernels are called with Numba's own convention)."""
 
     def wrap(f):
         with _numba_cache_dir(cache_dir()):
-            return numba.njit(cache=True, **options)(f)
+            return numba.njit(cache=True, no_cfunc_wrapper=True, **options)(f)
 
     return wrap if fn is None else wrap(fn)
 
@@ -163,12 +166,21 @@ def unit(fn=None, **options):
             raise TypeError(f"unit: {f.__qualname__} must be defined at module level (its cached "
                             "callers find it by name)")
         dispatcher = jit(f, **options)
+        # What compiled callers call: the same function compiled without the wrapper that
+        # converts Python arguments (for NamedTuples of arrays, much of a small kernel's code),
+        # under a name of its own so that the two never share cache entries.
+        alone = types_module.FunctionType(f.__code__, f.__globals__, f.__name__, f.__defaults__,
+                                          f.__closure__)
+        alone.__qualname__ = f.__qualname__ + "__unit"
+        alone.__module__ = f.__module__
+        compiled = jit(alone, no_cpython_wrapper=True, **options)
 
         @functools.wraps(f)
         def call(*args, **kwargs):
             return dispatcher(*args, **kwargs)
 
         call.dispatcher = dispatcher
+        call.compiled = compiled
 
         name = (f.__module__, f.__qualname__)
 
@@ -206,7 +218,7 @@ def unit(fn=None, **options):
 def _entry(module: str, qualname: str, argtys: tuple):
     """The unit ``module.qualname`` compiled (or loaded) for ``argtys``, its entry point bound
     to a symbol named after them; the symbol and the return type."""
-    dispatcher = getattr(importlib.import_module(module), qualname).dispatcher
+    dispatcher = getattr(importlib.import_module(module), qualname).compiled
     with _numba_cache_dir(cache_dir()):
         dispatcher.compile(argtys)
     compiled = dispatcher.overloads[argtys]

@@ -222,7 +222,7 @@ def normalize_states(S, mean, std, clip, out, mask):
 
 
 # -- eq. 2 and the regularized critic loss --------------------------------------------------------
-@jit
+@unit
 def gradient_targets(buf, idx, gamma, V, GS, GA):
     """The paper's eq. 2 for the transitions ``idx``: ``g_s = dr/ds + γ (1 - done) J_sᵀ v``,
     ``g_a = dr/da + γ (1 - done) J_aᵀ v``, from ``v`` (raw coordinates) in ``V``."""
@@ -401,7 +401,7 @@ def _scatter_rows(G, rows, k, out):
 
 
 # -- acting, episodes, evaluation -----------------------------------------------------------------
-@jit
+@unit
 def load_state(stat, norm, work, s):
     """``work.x = s̃`` for one state ``s``, with the current moments of ``stat``."""
     copy(work.x[0, :], s)

@@ -175,7 +175,7 @@ def make_work(actor, critic, batch_size: int) -> Work:
 
 
 # -- Algorithm 1, one update ----------------------------------------------------------------------
-@jit
+@unit
 def refresh_moments(stats, cfg, mb, ret):
     """Current ``μ_s, σ_s`` into ``mb`` and ``μ_Q, σ_Q`` into ``ret``."""
     core.obs_moments(stats.obs, cfg.obs.on, mb.obs_mean, mb.obs_std)
@@ -213,7 +213,7 @@ def td_and_gradient_targets(spec_a, spec_c, nets, cfg, buf, mb, ret):
         mb.Y[b] = buf.r[i] + gamma * (1.0 - buf.done[i]) * (sigma_q * Q2[b, 0] + mu_q)
 
 
-@jit
+@unit
 def popart_rescale(nets, stat_ret, Y, ret):
     """Update the return statistics ``stat_ret`` with the batch's targets ``Y``, then rescale
     both critics' output layers so that their un-normalized outputs are unchanged (PopArt);
@@ -230,7 +230,7 @@ def popart_rescale(nets, stat_ret, Y, ret):
             phi[k] = (sigma_old * phi[k] + mu_old - mu_new) / sigma_new
 
 
-@jit
+@unit
 def critic_gradient(spec_c, nets, cfg, buf, mb, ret):
     """Alg. 1 line 10: ∂L/∂φ of the regularized critic loss into ``mb.dphi``; returns L."""
     return core.critic_gradient(spec_c, nets.phi, nets.l2_ranges, cfg.loss, cfg.obs.clip,

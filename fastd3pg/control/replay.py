@@ -12,7 +12,7 @@ from typing import NamedTuple
 import numpy as np
 
 from fastd3pg import rng as _rng
-from fastd3pg._jit import jit
+from fastd3pg._jit import jit, unit
 from fastd3pg.linalg import copy
 
 
@@ -39,7 +39,7 @@ def make_replay(capacity: int, n: int, m: int, with_jacobians: bool) -> Replay:
     )
 
 
-@jit
+@unit
 def add(buf, s, a, r, s_next, done, J_s, J_a, dr_ds, dr_da):
     """Store one transition, overwriting the oldest when full."""
     cap = buf.s.shape[0]

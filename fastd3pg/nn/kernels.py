@@ -221,7 +221,7 @@ def _view(buf, off, rows, cols):
     return buf[off:off + rows * cols].reshape((rows, cols))
 
 
-@jit(fastmath={"contract"})
+@unit(fastmath={"contract"})
 def _gemm_rows(C, c_off, c_rs, c_ks, M, Z, accumulate):
     """``Z[r, :] (+)= Σ_k C[c_off + r c_rs + k c_ks] M[k, :]`` with ``M`` (K, N), ``Z`` (R, N)."""
     R, N = Z.shape
@@ -539,7 +539,7 @@ def _tangent(spec, P, H, ws):
 
 
 # -- reverse -----------------------------------------------------------------------------------
-@jit
+@unit
 def _hidden_backward(spec, P, dP, ws, l, B, C, tangent, want_dp):
     """In place on ``C``: the cotangents ``ā_l`` (rows 0..B-1) and ``ǡ_l`` (rows B..2B-1, if
     ``tangent``) of hidden layer ``l``'s outputs become those of its pre-norm ``z_l``, ``ż_l``;
