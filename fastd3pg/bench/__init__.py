@@ -4,12 +4,13 @@ All benchmark code lives in this package, one module per section, each with
 ``tables(quick: bool) -> list[Table]``: :mod:`~fastd3pg.bench.nn` (network kernels against
 NumPy's BLAS), :mod:`~fastd3pg.bench.physics` (simulator steps), :mod:`~fastd3pg.bench.control`
 (training throughput against the machine's GEMM rate, measured in the same run),
-:mod:`~fastd3pg.bench.ilqr` (iLQR iterations) and :mod:`~fastd3pg.bench.memory` (replay bytes
-per transition, and the peak resident memory of a 300,000-step run). Timings are medians of
-repeated runs after compilation, on one core.
+:mod:`~fastd3pg.bench.ilqr` (iLQR iterations), :mod:`~fastd3pg.bench.memory` (replay bytes
+per transition, and the peak resident memory of a 300,000-step run) and
+:mod:`~fastd3pg.bench.compile` (a first run's compile time with an empty cache, and its largest
+pieces). Timings are medians of repeated runs after compilation, on one core.
 
     python -m fastd3pg.bench                 # every section
-    python -m fastd3pg.bench --only nn       # one section (nn, physics, control, ilqr, memory)
+    python -m fastd3pg.bench --only nn       # one section (nn, physics, control, ilqr, memory, compile)
     python -m fastd3pg.bench --quick         # fewer repetitions
 """
 
@@ -27,6 +28,7 @@ SECTIONS = {
     "control": "fastd3pg.bench.control",
     "ilqr": "fastd3pg.bench.ilqr",
     "memory": "fastd3pg.bench.memory",
+    "compile": "fastd3pg.bench.compile",
 }
 
 

@@ -1,6 +1,6 @@
 """Training throughput: env steps/s with one gradient update per env step (batch 64, 64×64
 networks, float64, one core), after compilation, against the machine's arithmetic cap measured
-in the same run; and the compile time of a first run with an empty cache.
+in the same run (compile times: :mod:`fastd3pg.bench.compile`).
 
 The cap of a row is ``R / W``: ``R`` the single-thread GEMM rate that NumPy's BLAS reaches on
 the row's layer shapes (:func:`fastd3pg.bench.gemm.gemm_rate`, measured before and after the
@@ -9,10 +9,6 @@ training rows, the better kept), ``W`` the matrix-product flops of one update
 and the element-wise work all count against it.
 """
 
-import os
-import subprocess
-import sys
-import tempfile
 import time
 
 from fastd3pg.bench import Table
@@ -85,18 +81,6 @@ def steps_per_second(agent, steps=3000, warmup=300):
     return steps / (time.perf_counter() - t0)
 
 
-def first_run_compile_seconds(algo="d3pg", env_name="Pendulum"):
-    """Wall time of a fresh process that imports the package and trains 100 steps with an
-    empty Numba cache (almost all of it compilation)."""
-    code = (f"from fastd3pg.bench.control import _agent; a = _agent({algo!r}, {env_name!r}, 200);"
-            " a.train(100)")
-    with tempfile.TemporaryDirectory() as cache:
-        env = dict(os.environ, NUMBA_CACHE_DIR=cache)
-        t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-c", code], check=True, env=env)
-        return time.perf_counter() - t0
-
-
 def tables(quick=False):
     from fastd3pg.physics import names
     from fastd3pg.control import ALGOS
@@ -136,8 +120,4 @@ def tables(quick=False):
                  note="cap = the single-thread NumPy/BLAS GEMM rate on the row's layer shapes "
                       "(forward + vjp products of actor and critic, measured in this run) / "
                       "the update's matrix-product flops; fraction = env steps/s / cap.")]
-    if not quick:
-        out.append(Table("Compilation (fresh process, empty cache)", ["what", "seconds"],
-                         [["import + first 100 D3PG steps on Pendulum",
-                           first_run_compile_seconds()]]))
     return out

@@ -1,0 +1,133 @@
+"""Cold start: what a first run with an empty cache spends compiling, and on what.
+
+Each measurement is a fresh process with an empty Numba cache (and a fresh ``HOME``, as on a
+new machine):
+
+- the default ``python -m fastd3pg.train`` (D3PG on Pendulum) up to its first progress line;
+- import plus the first 100 training steps of each algorithm on Pendulum (``--quick``: D3PG);
+- the functions that the D3PG run compiles, with their seconds: *own* is the function's own
+  compilation, *total* adds the functions compiled while compiling it. A unit
+  (:func:`fastd3pg._jit.unit`) appears with the suffix ``__unit``.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+
+from fastd3pg.bench import Table
+
+ALGOS = ("ddpg", "d3pg", "sac", "d3pg-sac", "td3", "d3pg-td3")
+TOP = 15
+
+
+@contextmanager
+def compile_times():
+    """Within the block, the seconds Numba spends compiling each function, accumulated into the
+    yielded dict ``name -> [own seconds, total seconds, compilations]``."""
+    from numba.core import event
+
+    times = {}
+    stack = []
+
+    class Listener(event.Listener):
+        def on_start(self, ev):
+            dispatcher = ev.data.get("dispatcher")
+            f = getattr(dispatcher, "py_func", None)
+            name = f"{f.__module__}.{f.__qualname__}" if f is not None else str(ev.kind)
+            stack.append([name, time.perf_counter(), 0.0])
+
+        def on_end(self, ev):
+            name, t0, inner = stack.pop()
+            total = time.perf_counter() - t0
+            row = times.setdefault(name, [0.0, 0.0, 0])
+            row[0] += total - inner
+            row[1] += total
+            row[2] += 1
+            if stack:
+                stack[-1][2] += total
+
+    listener = Listener()
+    event.register("numba:compile", listener)
+    try:
+        yield times
+    finally:
+        event.unregister("numba:compile", listener)
+
+
+def _fresh_env(tmp):
+    return dict(os.environ, NUMBA_CACHE_DIR=os.path.join(tmp, "cache"), HOME=tmp)
+
+
+def seconds_to_first_progress_line() -> float:
+    """The default ``python -m fastd3pg.train``, from its start to its first progress line."""
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, "-m", "fastd3pg.train", "--out",
+                                 os.path.join(tmp, "run")], cwd=tmp, env=_fresh_env(tmp),
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            for line in proc.stdout:
+                if "steps/s" in line:
+                    return time.perf_counter() - t0
+        finally:
+            proc.kill()
+            proc.wait()
+    raise RuntimeError("python -m fastd3pg.train printed no progress line")
+
+
+_FIRST_STEPS = """
+import sys
+from fastd3pg.bench.control import _agent
+a = _agent(sys.argv[1], "Pendulum", 200)
+a.train(100)
+"""
+
+
+def first_steps_seconds(algo: str) -> float:
+    """Import plus the first 100 steps of ``algo`` on Pendulum."""
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-c", _FIRST_STEPS, algo], check=True, cwd=tmp,
+                       env=_fresh_env(tmp), capture_output=True)
+        return time.perf_counter() - t0
+
+
+_PROFILE = """
+import json
+from fastd3pg.bench.compile import compile_times
+from fastd3pg.bench.control import _agent
+with compile_times() as times:
+    a = _agent("d3pg", "Pendulum", 200)
+    a.train(100)
+    a.evaluate()
+print(json.dumps(times))
+"""
+
+
+def d3pg_compile_profile() -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = subprocess.run([sys.executable, "-c", _PROFILE], check=True, cwd=tmp,
+                             env=_fresh_env(tmp), capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def tables(quick=False):
+    first = seconds_to_first_progress_line()
+    rows = [["python -m fastd3pg.train (defaults), to the first progress line", first]]
+    for algo in ("d3pg",) if quick else ALGOS:
+        rows.append([f"import + first 100 {algo} steps on Pendulum", first_steps_seconds(algo)])
+    profile = d3pg_compile_profile()
+    ranked = sorted(profile.items(), key=lambda kv: -kv[1][0])
+    top = [[name.removeprefix("fastd3pg."), own, total, count]
+           for name, (own, total, count) in ranked[:TOP]]
+    all_own = sum(own for own, _, _ in profile.values())
+    return [
+        Table("Cold start (fresh process, empty cache)", ["what", "seconds"], rows),
+        Table(f"Largest compile pieces (d3pg on Pendulum, {len(profile)} functions, "
+              f"{all_own:.1f} s in all)", ["function", "own s", "total s", "compilations"], top,
+              note="own: the function's own compilation; total: with what it compiled inside."),
+    ]
