@@ -4,8 +4,9 @@ Each measurement is a fresh process with an empty Numba cache (and a fresh ``HOM
 new machine):
 
 - the default ``python -m fastd3pg.train`` (D3PG on Pendulum) up to its first progress line;
-- import plus the first 100 training steps of each algorithm on Pendulum (``--quick``: D3PG);
-- the functions that the D3PG run compiles, with their seconds: *own* is the function's own
+- import plus the first 100 training steps and one evaluation of each algorithm on Pendulum
+  (``--quick``: D3PG);
+- the functions that the D3PG one compiles, with their seconds: *own* is the function's own
   compilation, *total* adds the functions compiled while compiling it. A unit
   (:func:`fastd3pg._jit.unit`) appears with the suffix ``__unit``.
 """
@@ -19,8 +20,8 @@ import time
 from contextlib import contextmanager
 
 from fastd3pg.bench import Table
+from fastd3pg.bench.control import BENCHED
 
-ALGOS = ("ddpg", "d3pg", "sac", "d3pg-sac", "td3", "d3pg-td3")
 TOP = 15
 
 
@@ -80,47 +81,36 @@ def seconds_to_first_progress_line() -> float:
 
 
 _FIRST_STEPS = """
-import sys
-from fastd3pg.bench.control import _agent
-a = _agent(sys.argv[1], "Pendulum", 200)
-a.train(100)
-"""
-
-
-def first_steps_seconds(algo: str) -> float:
-    """Import plus the first 100 steps of ``algo`` on Pendulum."""
-    with tempfile.TemporaryDirectory() as tmp:
-        t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-c", _FIRST_STEPS, algo], check=True, cwd=tmp,
-                       env=_fresh_env(tmp), capture_output=True)
-        return time.perf_counter() - t0
-
-
-_PROFILE = """
-import json
+import json, sys
 from fastd3pg.bench.compile import compile_times
 from fastd3pg.bench.control import _agent
 with compile_times() as times:
-    a = _agent("d3pg", "Pendulum", 200)
+    a = _agent(sys.argv[1], "Pendulum", 200)
     a.train(100)
     a.evaluate()
 print(json.dumps(times))
 """
 
 
-def d3pg_compile_profile() -> dict:
+def first_steps(algo: str) -> tuple[float, dict]:
+    """Seconds of a fresh process that imports the package, trains ``algo`` for 100 steps on
+    Pendulum and evaluates once; and what it compiled (:func:`compile_times`)."""
     with tempfile.TemporaryDirectory() as tmp:
-        out = subprocess.run([sys.executable, "-c", _PROFILE], check=True, cwd=tmp,
+        t0 = time.perf_counter()
+        out = subprocess.run([sys.executable, "-c", _FIRST_STEPS, algo], check=True, cwd=tmp,
                              env=_fresh_env(tmp), capture_output=True, text=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+        seconds = time.perf_counter() - t0
+    return seconds, json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def tables(quick=False):
     first = seconds_to_first_progress_line()
     rows = [["python -m fastd3pg.train (defaults), to the first progress line", first]]
-    for algo in ("d3pg",) if quick else ALGOS:
-        rows.append([f"import + first 100 {algo} steps on Pendulum", first_steps_seconds(algo)])
-    profile = d3pg_compile_profile()
+    for algo in ("d3pg",) if quick else BENCHED:
+        seconds, times = first_steps(algo)
+        rows.append([f"import + first 100 {algo} steps on Pendulum + an evaluation", seconds])
+        if algo == "d3pg":
+            profile = times
     ranked = sorted(profile.items(), key=lambda kv: -kv[1][0])
     top = [[name.removeprefix("fastd3pg."), own, total, count]
            for name, (own, total, count) in ranked[:TOP]]

@@ -15,6 +15,10 @@ from fastd3pg.bench import Table
 from fastd3pg.bench.gemm import fused_backward_flops, gemm_rate, mlp_flops
 
 
+#: The algorithms the training rows time (one update per env step).
+BENCHED = ("ddpg", "d3pg", "sac", "d3pg-sac", "td3", "d3pg-td3")
+
+
 def _agent(algo, env_name, steps):
     from fastd3pg.physics import make
     from fastd3pg.control import agent_class
@@ -88,7 +92,7 @@ def tables(quick=False):
     steps = 1000 if quick else 4000
     repeat = 3 if quick else 7
     tasks = ["Pendulum"] + [t for t in ("HalfCheetah", "RollingDie") if t in names()][:1]
-    algos = [a for a in ("ddpg", "d3pg", "sac", "d3pg-sac", "td3", "d3pg-td3") if a in ALGOS]
+    algos = [a for a in BENCHED if a in ALGOS]
     measured = []
     shapes = set()
     for task in tasks:
