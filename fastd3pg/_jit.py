@@ -29,8 +29,14 @@ import importlib
 import os
 import platform
 import types as types_module
+import time
 from contextlib import contextmanager
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: no locks between processes (and no parallel compiling)
+    fcntl = None
 
 import llvmlite.binding as llvm_binding
 import numba
@@ -131,14 +137,81 @@ def _numba_cache_dir(path: str):
         _numba_config.CACHE_DIR = saved
 
 
+_held: dict = {}  # lock path -> [open file, depth] of the locks this process holds
+LOCK_WAIT_S = 600.0  # longest wait for another process's lock; then go on without it
+
+
+@contextmanager
+def file_lock(path: str, blocking: bool = True):
+    """An exclusive lock on the file ``path`` (created if missing), between processes
+    (``flock``), re-entrant within one; yields whether it is held. Not blocking, it yields
+    False at once when another process holds it. Blocking, it waits at most ``LOCK_WAIT_S``
+    (a process holding a lock releases it when it exits, however it exits). Where locks
+    are unavailable (no ``fcntl``, an unwritable directory) it yields False."""
+    if path in _held:
+        _held[path][1] += 1
+        try:
+            yield True
+        finally:
+            _held[path][1] -= 1
+        return
+    try:
+        f = None if fcntl is None else open(path, "a")
+    except OSError:
+        f = None
+    if f is None:
+        yield False
+        return
+    with f:
+        held, deadline = False, time.monotonic() + LOCK_WAIT_S
+        while True:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                held = True
+                break
+            except BlockingIOError:
+                if not blocking or time.monotonic() > deadline:
+                    break
+                time.sleep(0.01)
+        if not held:
+            yield False
+            return
+        _held[path] = [f, 1]
+        try:
+            yield True
+        finally:
+            del _held[path]
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _locked_saves(dispatcher):
+    """Make the dispatcher's cache saves hold a lock on its index. Numba's save reads the
+    index, picks the first unused data-file number and writes both, so two processes saving
+    different signatures of one function at once could both take the same number and leave
+    the index naming the other's machine code."""
+    cache_file = getattr(getattr(dispatcher, "_cache", None), "_cache_file", None)
+    if cache_file is None or not hasattr(cache_file, "_index_path"):
+        return
+    save = cache_file.save
+
+    def locked_save(key, data):
+        with file_lock(cache_file._index_path + ".lock"):
+            save(key, data)
+
+    cache_file.save = locked_save
+
+
 def jit(fn=None, **options):
     """``numba.njit(cache=True, **options)``, cached under :func:`cache_dir`, without the C
     callable wrapper that Numba otherwise compiles for every function (nothing in the package
-    takes a kernel's C address: the tasks' kernels are called with Numba's own convention)."""
+    takes a kernel's C address: the tasks' kernels are called with Numba's own convention).
+    Processes sharing the cache save to it one at a time (:func:`_locked_saves`)."""
 
     def wrap(f):
         with _numba_cache_dir(cache_dir()):
-            return numba.njit(cache=True, no_cfunc_wrapper=True, **options)(f)
+            dispatcher = numba.njit(cache=True, no_cfunc_wrapper=True, **options)(f)
+        _locked_saves(dispatcher)
+        return dispatcher
 
     return wrap if fn is None else wrap(fn)
 
@@ -183,6 +256,7 @@ def unit(fn=None, **options):
         call.compiled = compiled
 
         name = (f.__module__, f.__qualname__)
+        call.unit_name = name
 
         class CallTemplate(AbstractTemplate):
             key = call
@@ -214,19 +288,66 @@ def unit(fn=None, **options):
     return wrap if fn is None else wrap(fn)
 
 
+def _symbol(module: str, qualname: str, argtys: tuple) -> str:
+    key = f"{module}.{qualname}{argtys}".encode()
+    return "fastd3pg.unit." + hashlib.sha256(key).hexdigest()[:24]
+
+
+def _unit_lock(symbol: str, blocking: bool = True):
+    """The lock a process holds while it compiles the unit ``symbol`` names, so that
+    processes sharing the cache compile each unit once: the others wait, then load it."""
+    locks = os.path.join(cache_dir(), "locks")
+    try:
+        os.makedirs(locks, exist_ok=True)
+    except OSError:
+        pass
+    return file_lock(os.path.join(locks, symbol), blocking)
+
+
 @functools.cache
 def _entry(module: str, qualname: str, argtys: tuple):
     """The unit ``module.qualname`` compiled (or loaded) for ``argtys``, its entry point bound
     to a symbol named after them; the symbol and the return type."""
     dispatcher = getattr(importlib.import_module(module), qualname).compiled
-    with _numba_cache_dir(cache_dir()):
+    symbol = _symbol(module, qualname, argtys)
+    with _numba_cache_dir(cache_dir()), _unit_lock(symbol):
         dispatcher.compile(argtys)
     compiled = dispatcher.overloads[argtys]
     address = compiled.library.get_pointer_to_function(compiled.fndesc.llvm_func_name)
-    key = f"{module}.{qualname}{argtys}".encode()
-    symbol = "fastd3pg.unit." + hashlib.sha256(key).hexdigest()[:24]
     llvm_binding.add_symbol(symbol, address)
+    _entry_keys.add((module, qualname, argtys))
     return symbol, compiled.signature.return_type
+
+
+_entry_keys: set = set()
+
+
+def unit_key(call, args) -> tuple:
+    """``(module, qualname, argument types)``: what compiled code calling the unit ``call``
+    with ``args`` (Python values of the types it passes) needs compiled."""
+    argtys = tuple(types.unliteral(numba.typeof(a)) for a in args)
+    return (*call.unit_name, argtys)
+
+
+def bound_units() -> set:
+    """The :func:`unit_key` of every unit this process has compiled or loaded for compiled
+    callers."""
+    return set(_entry_keys)
+
+
+def compile_ahead(plan, backwards: bool = False) -> int:
+    """Compile, for compiled callers, each unit of ``plan`` (``[(unit, args)]``) that no
+    other process sharing the cache is compiling, from the last entry back if ``backwards``;
+    returns how many it compiled or loaded. Units another process holds are skipped: a caller
+    that needs them waits for that process and loads them from the cache."""
+    done = 0
+    for call, args in (reversed(plan) if backwards else plan):
+        module, qualname, argtys = unit_key(call, args)
+        with _unit_lock(_symbol(module, qualname, argtys), blocking=False) as free:
+            if free:
+                _entry(module, qualname, argtys)
+                done += 1
+    return done
 
 
 def _keep_reload_hooks(rebuild):

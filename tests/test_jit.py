@@ -169,3 +169,97 @@ def test_a_unit_must_be_defined_at_module_level():
         @unit
         def local(x):
             return x
+
+
+# -- processes sharing the cache ------------------------------------------------------------------
+HOLD_LOCK = '''
+import sys
+from fastd3pg._jit import file_lock
+with file_lock(sys.argv[1]) as held:
+    print("held" if held else "not held", flush=True)
+    sys.stdin.readline()
+'''
+
+
+class LockHolder:
+    """Another process holding the lock on ``path`` until :meth:`release`."""
+
+    def __init__(self, path):
+        self.proc = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(path)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout.readline().strip() == "held"
+
+    def release(self):
+        self.proc.stdin.write("\n")
+        self.proc.stdin.flush()
+        assert self.proc.wait(timeout=60) == 0
+
+
+def test_a_file_lock_excludes_other_processes_and_is_reentrant_within_one(tmp_path):
+    from fastd3pg._jit import file_lock
+
+    path = tmp_path / "lock"
+    holder = LockHolder(path)
+    with file_lock(str(path), blocking=False) as held:
+        assert not held
+    holder.release()
+    with file_lock(str(path), blocking=False) as held:
+        assert held
+        with file_lock(str(path), blocking=False) as again:
+            assert again
+        # Still held after the inner release: another process cannot take it.
+        out = subprocess.run([sys.executable, "-c", "import sys; from fastd3pg._jit import "
+                              "file_lock\nwith file_lock(sys.argv[1], blocking=False) as h: "
+                              "print(h)", str(path)], capture_output=True, text=True, timeout=60)
+        assert out.stdout.strip() == "False", out.stderr
+
+
+def test_a_cache_save_waits_for_the_lock_on_its_index(unit_package, monkeypatch):
+    """Numba picks a data file's name from the index it just read, so two processes saving two
+    signatures of one function at once could take the same name: saves hold the index's lock."""
+    import threading
+    import time
+
+    import numpy as np
+
+    monkeypatch.syspath_prepend(str(unit_package))
+    import unitmod
+
+    cache_file = unitmod.outer._cache._cache_file
+    index = cache_file._index_path
+    holder = LockHolder(index + ".lock")
+    x = np.arange(3, dtype=np.float32)  # a signature no other test compiles
+    worker = threading.Thread(target=unitmod.outer, args=(x, 2))
+    worker.start()
+    sig = (unitmod.outer.typeof_pyval(x), unitmod.outer.typeof_pyval(2))
+    deadline = time.monotonic() + 240
+    while sig not in unitmod.outer.overloads and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sig in unitmod.outer.overloads  # compiled; Numba saves it after that
+    time.sleep(1.0)  # a save takes milliseconds: this one must be waiting
+    saved = len(cache_file._load_index())
+    assert worker.is_alive()
+    holder.release()
+    worker.join(timeout=120)
+    assert not worker.is_alive()
+    assert len(cache_file._load_index()) == saved + 1
+
+
+def test_compile_ahead_skips_the_units_another_process_is_compiling(unit_package, monkeypatch):
+    import numpy as np
+
+    from fastd3pg import _jit
+
+    monkeypatch.syspath_prepend(str(unit_package))
+    import unitmod
+
+    plan = [(unitmod.inner, (np.arange(4, dtype=np.int32), 3))]
+    key = _jit.unit_key(*plan[0])
+    assert key not in _jit.bound_units()
+    lock = os.path.join(_jit.cache_dir(), "locks", _jit._symbol(*key))
+    holder = LockHolder(lock)
+    assert _jit.compile_ahead(plan) == 0
+    assert key not in _jit.bound_units() and key[2] not in unitmod.inner.compiled.overloads
+    holder.release()
+    assert _jit.compile_ahead(plan, backwards=True) == 1
+    assert key in _jit.bound_units()
