@@ -466,13 +466,16 @@ def train_command(run: Run, out, config, resume: bool) -> list:
 
 
 def train_environ() -> dict:
-    """The environment of a run's process: one thread, and this very fastd3pg first on the path."""
+    """The environment of a run's process: one thread, this very fastd3pg first on the path,
+    and no compile helpers unless asked (``FASTD3PG_COMPILE_WORKERS``): a sweep's runs already
+    run side by side, and share what they compile through the cache's locks."""
     import fastd3pg
 
     package_root = str(Path(fastd3pg.__file__).resolve().parent.parent)
     path = os.environ.get("PYTHONPATH")
     env = dict(os.environ, PYTHONPATH=package_root + (os.pathsep + path if path else ""))
     env.update({name: "1" for name in THREAD_VARS})
+    env.setdefault("FASTD3PG_COMPILE_WORKERS", "0")
     return env
 
 

@@ -56,9 +56,10 @@ import numpy as np
 
 import fastd3pg
 from fastd3pg._cli import Parser, count
+from fastd3pg import _jit
 from fastd3pg._jit import compile_target
 from fastd3pg import control
-from fastd3pg.control import metrics
+from fastd3pg.control import metrics, parallel_compile
 from fastd3pg.control.configio import (ConfigError, apply_overrides, overrides_from_file,
                                        tuned_config)
 from fastd3pg.policy import Policy, load_policy  # noqa: F401  (part of this module's API)
@@ -382,8 +383,6 @@ class _CompileNotice:
     def __init__(self, stream, cls):
         self.stream, self.t0 = stream, None
         if stream is not None and cold_cache(cls):
-            from fastd3pg import _jit
-
             stream.write(f"compiling kernels, first run only (cached in {_jit.cache_dir()}) ... ")
             stream.flush()
             self.t0 = time.perf_counter()
@@ -398,8 +397,6 @@ class _CompileNotice:
 def cold_cache(cls) -> bool:
     """Whether the kernel cache holds no kernel of the metrics (every run compiles them first)
     or, where the agent's module defines compiled kernels, none of those."""
-    from fastd3pg import _jit
-
     module = sys.modules[cls.__module__]
     stems = ["metrics."]
     if any(getattr(getattr(value, "py_func", None), "__module__", None) == module.__name__
@@ -470,16 +467,18 @@ def run(env="Pendulum", algo="d3pg", seed=0, steps=20000, out=None, config=None,
             raise TrainingError(f"{out} already holds a run ({', '.join(held)}); continue it "
                                 "with --resume, replace it with --overwrite, or use another --out")
         notice = _CompileNotice(progress, cls)
+        helpers = parallel_compile.start(env, algo, cfg) if cold_cache(cls) else []
         try:
             return _train(environment, cls, cfg, sources, algo, seed, steps, out, resume,
                           progress, overwrite, float(checkpoint_every), eval_episodes, notice,
-                          diagnose)
+                          diagnose, helpers)
         finally:
             notice.done()
+            parallel_compile.finish(helpers)
 
 
 def _train(environment, cls, cfg, sources, algo, seed, steps, out, resume, progress, overwrite,
-           checkpoint_every, eval_episodes, notice, diagnose=False):
+           checkpoint_every, eval_episodes, notice, diagnose=False, helpers=()):
     env = environment.name
     settings = {
         "package": "fastd3pg",
@@ -503,6 +502,8 @@ def _train(environment, cls, cfg, sources, algo, seed, steps, out, resume, progr
     config_text = json.dumps(settings, indent=2) + "\n"
     normalize = metrics.normalizer(environment)
     agent = cls(environment, cfg, seed, total_steps=steps)  # replay capped at `steps`
+    if helpers:  # they compile the plan from its start; this process from its end
+        _jit.compile_ahead(agent.compile_plan(), backwards=True)
 
     rows, t, wall0 = [], 0, 0.0
     checkpoint = out / "checkpoint.npz"

@@ -3,7 +3,9 @@
 Each measurement is a fresh process with an empty Numba cache (and a fresh ``HOME``, as on a
 new machine):
 
-- the default ``python -m fastd3pg.train`` (D3PG on Pendulum) up to its first progress line;
+- the default ``python -m fastd3pg.train`` (D3PG on Pendulum) up to its first progress line,
+  on a terminal (where that line comes after the first training period), with the helpers that
+  compile in parallel (:mod:`fastd3pg.control.parallel_compile`) and without them;
 - import plus the first 100 training steps and one evaluation of each algorithm on Pendulum
   (``--quick``: D3PG);
 - the functions that the D3PG one compiles, with their seconds: *own* is the function's own
@@ -63,20 +65,39 @@ def _fresh_env(tmp):
     return dict(os.environ, NUMBA_CACHE_DIR=os.path.join(tmp, "cache"), HOME=tmp)
 
 
-def seconds_to_first_progress_line() -> float:
-    """The default ``python -m fastd3pg.train``, from its start to its first progress line."""
+def seconds_to_first_progress_line(workers=None) -> float:
+    """The default ``python -m fastd3pg.train``, from its start to its first progress line, on
+    a pseudo-terminal; ``workers``: ``FASTD3PG_COMPILE_WORKERS`` (None: the default)."""
+    import pty
+    import select
+
     with tempfile.TemporaryDirectory() as tmp:
+        env = _fresh_env(tmp)
+        env.pop("FASTD3PG_COMPILE_WORKERS", None)
+        if workers is not None:
+            env["FASTD3PG_COMPILE_WORKERS"] = str(workers)
+        reader, writer = pty.openpty()
         t0 = time.perf_counter()
         proc = subprocess.Popen([sys.executable, "-m", "fastd3pg.train", "--out",
-                                 os.path.join(tmp, "run")], cwd=tmp, env=_fresh_env(tmp),
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                                 os.path.join(tmp, "run")], cwd=tmp, env=env,
+                                stdin=subprocess.DEVNULL, stdout=writer, stderr=writer)
+        os.close(writer)
+        seen = b""
         try:
-            for line in proc.stdout:
-                if "steps/s" in line:
-                    return time.perf_counter() - t0
+            while b"steps/s" not in seen and select.select([reader], [], [], 600)[0]:
+                try:
+                    chunk = os.read(reader, 4096)
+                except OSError:  # the process ended
+                    break
+                if not chunk:
+                    break
+                seen += chunk
+            if b"steps/s" in seen:
+                return time.perf_counter() - t0
         finally:
             proc.kill()
             proc.wait()
+            os.close(reader)
     raise RuntimeError("python -m fastd3pg.train printed no progress line")
 
 
@@ -104,11 +125,18 @@ def first_steps(algo: str) -> tuple[float, dict]:
 
 
 def tables(quick=False):
-    first = seconds_to_first_progress_line()
-    rows = [["python -m fastd3pg.train (defaults), to the first progress line", first]]
+    from fastd3pg.control.parallel_compile import workers
+
+    helpers = workers()
+    rows = [[f"python -m fastd3pg.train (defaults: {helpers} compile helper"
+             f"{'s' if helpers != 1 else ''}), to the first progress line",
+             seconds_to_first_progress_line()],
+            ["python -m fastd3pg.train, no compile helper, to the first progress line",
+             seconds_to_first_progress_line(workers=0)]]
     for algo in ("d3pg",) if quick else BENCHED:
         seconds, times = first_steps(algo)
-        rows.append([f"import + first 100 {algo} steps on Pendulum + an evaluation", seconds])
+        rows.append([f"import + first 100 {algo} steps on Pendulum + an evaluation, one process",
+                     seconds])
         if algo == "d3pg":
             profile = times
     ranked = sorted(profile.items(), key=lambda kv: -kv[1][0])

@@ -470,6 +470,22 @@ class HybridSACAgent:
         return core.evaluate(self.env.params, self.mean_actor.spec, self.mean_actor_params(),
                              s.task, s.obs, self.stats.obs, self.stats.eval_rng, self.eval_work)
 
+    def compile_plan(self) -> list:
+        """Units the compiled loop calls (under ``update``, whose own compile waits for them),
+        each with the arguments it passes, largest first: what helper processes compile on a
+        cold cache (:mod:`fastd3pg.control.parallel_compile`)."""
+        a, c, nets, stats, cfg, buf, w = (self.actor.spec, self.critic.spec, self.nets,
+                                          self.stats, self.settings, self.buf, self.work)
+        mb = w.batch
+        return [
+            (soft_targets, (a, c, nets, cfg, buf, w)),
+            (core.critic_gradient, (c, nets.phi1, nets.l2_ranges, cfg.loss, cfg.obs.clip, 0.0,
+                                    1.0, buf, mb)),
+            (actor_gradient, (a, c, nets, cfg, w)),
+            (core.step_and_store, (self.env.params, cfg.task, cfg.obs, cfg.loss.gradients,
+                                   stats, w.act, buf, w.J_s, w.J_a, w.dr_ds, w.dr_da)),
+        ]
+
     def finite(self) -> bool:
         return bool(np.isfinite(self.stats.critic_loss[0])
                     and all(np.all(np.isfinite(x)) for x in self.nets[:6]))
