@@ -464,6 +464,21 @@ def evaluate(p, spec_a, theta, task, norm, stat, rng, work):
 
 
 # -- networks and seeds ---------------------------------------------------------------------------
+def loop_arguments(agent) -> tuple:
+    """What an actor-critic agent's compiled loop takes besides the step count and the task's
+    parameters: ``(spec_a, spec_c, nets, stats, cfg, buf, work)``."""
+    return (agent.actor.spec, agent.critic.spec, agent.nets, agent.stats, agent.settings,
+            agent.buf, agent.work)
+
+
+def step_and_store_call(agent, with_jacobians) -> tuple:
+    """:func:`step_and_store` with the arguments an actor-critic agent's loop passes it, as an
+    entry of the agent's ``compile_plan``."""
+    s, w = agent.settings, agent.work
+    return (step_and_store, (agent.env.params, s.task, s.obs, with_jacobians, agent.stats, w.act,
+                             agent.buf, w.J_s, w.J_a, w.dr_ds, w.dr_da))
+
+
 def run_seeds(seed: int) -> np.ndarray:
     """Four independent seeds of a run: actor init, critic init, training stream, evaluation
     stream. Every method derives its streams here, so that all start from the same actor and

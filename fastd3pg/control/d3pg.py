@@ -378,8 +378,7 @@ class D3PGAgent:
         return int(self.stats.total[0])
 
     def train(self, n_steps: int) -> float:
-        return train_period(n_steps, self.env.params, self.actor.spec, self.critic.spec,
-                            self.nets, self.stats, self.settings, self.buf, self.work)
+        return train_period(n_steps, self.env.params, *core.loop_arguments(self))
 
     def evaluate(self) -> float:
         s = self.settings
@@ -390,16 +389,14 @@ class D3PGAgent:
         """Units the compiled loop calls (under ``update``, whose own compile waits for them),
         each with the arguments it passes, largest first: what helper processes compile on a
         cold cache (:mod:`fastd3pg.control.parallel_compile`)."""
-        a, c, nets, stats, cfg, buf, w = (self.actor.spec, self.critic.spec, self.nets,
-                                          self.stats, self.settings, self.buf, self.work)
+        a, c, nets, stats, cfg, buf, w = core.loop_arguments(self)
         mb = w.batch
         return [
             (td_and_gradient_targets, (a, c, nets, cfg, buf, mb, w.ret)),
             (critic_gradient, (c, nets, cfg, buf, mb, w.ret)),
             (actor_gradient, (a, c, nets, mb)),
             (adapt_noise, (a, nets, stats, cfg, buf, mb)),
-            (core.step_and_store, (self.env.params, cfg.task, cfg.obs, True, stats, w.act, buf,
-                                   w.J_s, w.J_a, w.dr_ds, w.dr_da)),
+            core.step_and_store_call(self, True),
             (core.act, (a, nets.theta_act, stats.obs, cfg.obs, w.act, stats.state)),
         ]
 

@@ -371,8 +371,7 @@ class HybridTD3Agent:
         return int(self.stats.total[0])
 
     def train(self, n_steps: int) -> float:
-        return train_period(n_steps, self.env.params, self.actor.spec, self.critic.spec,
-                            self.nets, self.stats, self.settings, self.buf, self.work)
+        return train_period(n_steps, self.env.params, *core.loop_arguments(self))
 
     def evaluate(self) -> float:
         s = self.settings
@@ -380,19 +379,15 @@ class HybridTD3Agent:
                              self.stats.obs, self.stats.eval_rng, self.work.act)
 
     def compile_plan(self) -> list:
-        """Units the compiled loop calls (under ``update``, whose own compile waits for them),
-        each with the arguments it passes, largest first: what helper processes compile on a
-        cold cache (:mod:`fastd3pg.control.parallel_compile`)."""
-        a, c, nets, stats, cfg, buf, w = (self.actor.spec, self.critic.spec, self.nets,
-                                          self.stats, self.settings, self.buf, self.work)
+        """As :meth:`fastd3pg.control.d3pg.D3PGAgent.compile_plan`."""
+        a, c, nets, stats, cfg, buf, w = core.loop_arguments(self)
         mb = w.batch
         return [
             (td_and_gradient_targets, (a, c, nets, cfg, buf, w)),
             (core.critic_gradient, (c, nets.phi1, nets.l2_ranges, cfg.loss, cfg.obs.clip, 0.0,
                                     1.0, buf, mb)),
             (actor_gradient, (a, c, nets, mb)),
-            (core.step_and_store, (self.env.params, cfg.task, cfg.obs, cfg.loss.gradients,
-                                   stats, w.act, buf, w.J_s, w.J_a, w.dr_ds, w.dr_da)),
+            core.step_and_store_call(self, cfg.loss.gradients),
             (core.act, (a, nets.theta, stats.obs, cfg.obs, w.act, stats.state)),
         ]
 
