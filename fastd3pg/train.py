@@ -469,12 +469,16 @@ def run(env="Pendulum", algo="d3pg", seed=0, steps=20000, out=None, config=None,
         notice = _CompileNotice(progress, cls)
         helpers = parallel_compile.start(env, algo, cfg) if cold_cache(cls) else []
         try:
-            return _train(environment, cls, cfg, sources, algo, seed, steps, out, resume,
-                          progress, overwrite, float(checkpoint_every), eval_episodes, notice,
-                          diagnose, helpers)
+            result = _train(environment, cls, cfg, sources, algo, seed, steps, out, resume,
+                            progress, overwrite, float(checkpoint_every), eval_episodes, notice,
+                            diagnose, helpers)
+        except BaseException:
+            parallel_compile.finish(helpers, timeout=0)  # a failed run waits for nothing
+            raise
         finally:
             notice.done()
-            parallel_compile.finish(helpers)
+        parallel_compile.finish(helpers)
+        return result
 
 
 def _train(environment, cls, cfg, sources, algo, seed, steps, out, resume, progress, overwrite,

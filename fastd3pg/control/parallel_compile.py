@@ -77,7 +77,7 @@ def start(env_name: str, algo: str, config) -> list:
 
 def finish(helpers, timeout: float = 60.0):
     """Wait for the helpers (they end with their plan); stop any still running after
-    ``timeout`` seconds."""
+    ``timeout`` seconds (0: stop them now)."""
     for helper in helpers:
         try:
             helper.wait(timeout)
