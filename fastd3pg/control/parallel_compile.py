@@ -45,12 +45,13 @@ def workers() -> int:
     return max(0, min(cpus - 1, MAX_WORKERS))
 
 
-def start(env_name: str, algo: str, config) -> list:
-    """Start the helpers for a run of ``algo`` on ``env_name`` with ``config``, if its agent
-    has a plan (the caller checks that the cache is cold); returns their processes."""
+def start(env_name: str, algo: str, config, n: int | None = None) -> list:
+    """Start ``n`` helpers (default :func:`workers`) for a run of ``algo`` on ``env_name`` with
+    ``config``, if its agent has a plan (the caller checks that the cache is cold); returns
+    their processes."""
     from fastd3pg.control import agent_class
 
-    n = workers()
+    n = workers() if n is None else n
     if n == 0 or _jit.fcntl is None or not hasattr(agent_class(algo), "compile_plan"):
         return []
     env = dict(os.environ)
