@@ -387,13 +387,15 @@ class D3PGAgent:
 
     def compile_plan(self) -> list:
         """Units the compiled loop calls (under ``update``, whose own compile waits for them),
-        each with the arguments it passes, largest first: what helper processes compile on a
-        cold cache (:mod:`fastd3pg.control.parallel_compile`)."""
+        each with the arguments it passes: what helper processes compile on a cold cache, in
+        this order, while the run takes them from the end
+        (:mod:`fastd3pg.control.parallel_compile`). The critic's gradient and the targets,
+        the largest, come first."""
         a, c, nets, stats, cfg, buf, w = core.loop_arguments(self)
         mb = w.batch
         return [
-            (td_and_gradient_targets, (a, c, nets, cfg, buf, mb, w.ret)),
             (critic_gradient, (c, nets, cfg, buf, mb, w.ret)),
+            (td_and_gradient_targets, (a, c, nets, cfg, buf, mb, w.ret)),
             (actor_gradient, (a, c, nets, mb)),
             (adapt_noise, (a, nets, stats, cfg, buf, mb)),
             core.step_and_store_call(self, True),

@@ -474,9 +474,9 @@ class HybridSACAgent:
         a, c, nets, stats, cfg, buf, w = core.loop_arguments(self)
         mb = w.batch
         return [
-            (soft_targets, (a, c, nets, cfg, buf, w)),
             (core.critic_gradient, (c, nets.phi1, nets.l2_ranges, cfg.loss, cfg.obs.clip, 0.0,
                                     1.0, buf, mb)),
+            (soft_targets, (a, c, nets, cfg, buf, w)),
             (actor_gradient, (a, c, nets, cfg, w)),
             core.step_and_store_call(self, cfg.loss.gradients),
         ]

@@ -383,9 +383,9 @@ class HybridTD3Agent:
         a, c, nets, stats, cfg, buf, w = core.loop_arguments(self)
         mb = w.batch
         return [
-            (td_and_gradient_targets, (a, c, nets, cfg, buf, w)),
             (core.critic_gradient, (c, nets.phi1, nets.l2_ranges, cfg.loss, cfg.obs.clip, 0.0,
                                     1.0, buf, mb)),
+            (td_and_gradient_targets, (a, c, nets, cfg, buf, w)),
             (actor_gradient, (a, c, nets, mb)),
             core.step_and_store_call(self, cfg.loss.gradients),
             (core.act, (a, nets.theta, stats.obs, cfg.obs, w.act, stats.state)),

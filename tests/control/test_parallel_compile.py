@@ -48,7 +48,7 @@ from fastd3pg import train
 from fastd3pg.control import d3pg
 m = train.run(env="Pendulum", algo="ddpg", steps=400, out=sys.argv[1], hidden=(8, 8),
               batch_size=8)
-stats = d3pg.td_and_gradient_targets.compiled.stats  # the helper's plan starts with it
+stats = d3pg.critic_gradient.compiled.stats  # the helper's plan starts with it
 print(json.dumps({"metrics": {k: v.tolist() for k, v in m.items() if k != "wall_s"},
                   "hits": sum(stats.cache_hits.values()),
                   "misses": sum(stats.cache_misses.values())}))
