@@ -479,6 +479,14 @@ def step_and_store_call(agent, with_jacobians) -> tuple:
                              agent.buf, w.J_s, w.J_a, w.dr_ds, w.dr_da))
 
 
+def twin_critic_gradient_call(agent) -> tuple:
+    """:func:`critic_gradient` as a twin-critic agent's update calls it (on critic 1, without
+    PopArt), as an entry of the agent's ``compile_plan``."""
+    s = agent.settings
+    return (critic_gradient, (agent.critic.spec, agent.nets.phi1, agent.nets.l2_ranges, s.loss,
+                              s.obs.clip, 0.0, 1.0, agent.buf, agent.work.batch))
+
+
 def run_seeds(seed: int) -> np.ndarray:
     """Four independent seeds of a run: actor init, critic init, training stream, evaluation
     stream. Every method derives its streams here, so that all start from the same actor and

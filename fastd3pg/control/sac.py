@@ -472,10 +472,8 @@ class HybridSACAgent:
     def compile_plan(self) -> list:
         """As :meth:`fastd3pg.control.d3pg.D3PGAgent.compile_plan`."""
         a, c, nets, stats, cfg, buf, w = core.loop_arguments(self)
-        mb = w.batch
         return [
-            (core.critic_gradient, (c, nets.phi1, nets.l2_ranges, cfg.loss, cfg.obs.clip, 0.0,
-                                    1.0, buf, mb)),
+            core.twin_critic_gradient_call(self),
             (soft_targets, (a, c, nets, cfg, buf, w)),
             (actor_gradient, (a, c, nets, cfg, w)),
             core.step_and_store_call(self, cfg.loss.gradients),

@@ -381,12 +381,10 @@ class HybridTD3Agent:
     def compile_plan(self) -> list:
         """As :meth:`fastd3pg.control.d3pg.D3PGAgent.compile_plan`."""
         a, c, nets, stats, cfg, buf, w = core.loop_arguments(self)
-        mb = w.batch
         return [
-            (core.critic_gradient, (c, nets.phi1, nets.l2_ranges, cfg.loss, cfg.obs.clip, 0.0,
-                                    1.0, buf, mb)),
+            core.twin_critic_gradient_call(self),
             (td_and_gradient_targets, (a, c, nets, cfg, buf, w)),
-            (actor_gradient, (a, c, nets, mb)),
+            (actor_gradient, (a, c, nets, w.batch)),
             core.step_and_store_call(self, cfg.loss.gradients),
             (core.act, (a, nets.theta, stats.obs, cfg.obs, w.act, stats.state)),
         ]
