@@ -21,6 +21,13 @@ package, Numba/llvmlite and the C math library. ``FASTD3PG_CPU=host`` keeps Numb
 target is a process-wide Numba setting: it is applied when this module is imported, before any
 kernel is compiled, and only if no Numba function was compiled before (otherwise the host's
 target stays, and :func:`compile_target` says so). ``config.json`` records :func:`compile_target`.
+
+Processes sharing the cache. Numba's cache is not safe for two processes saving signatures of
+one function at the same moment (see :func:`_locked_saves`): here every save holds a lock on
+its index. A unit is compiled under a lock of its own, so processes that start together
+compile each unit once (the others wait for it, then load it); :func:`compile_ahead` builds on
+that to compile a cold run's units in several processes at once
+(:mod:`fastd3pg.control.parallel_compile`).
 """
 
 import functools
