@@ -88,13 +88,17 @@ def finish(helpers, timeout: float = 60.0):
 
 
 def main():
-    """A helper: the job (env name, algo, config) on stdin; compiles the agent's plan."""
+    """A helper: the job (env name, algo, config) on stdin; compiles the agent's plan, then
+    its evaluation."""
     env_name, algo, config = pickle.load(sys.stdin.buffer)
     from fastd3pg.control import agent_class
     from fastd3pg.physics import make
 
     agent = agent_class(algo)(make(env_name), config, 0, total_steps=HELPER_STEPS)
     _jit.compile_ahead(agent.compile_plan())
+    # Then the evaluation, which the run calls from Python at the end of its first period:
+    # the run loads it from the cache if this is done by then, or compiles it as well.
+    agent.evaluate()
 
 
 if __name__ == "__main__":
