@@ -380,9 +380,9 @@ class _CompileNotice:
     kernel cache lacks what this run compiles (:func:`cold_cache`, a cheap look at file
     names)."""
 
-    def __init__(self, stream, cls):
+    def __init__(self, stream, cold: bool):
         self.stream, self.t0 = stream, None
-        if stream is not None and cold_cache(cls):
+        if stream is not None and cold:
             stream.write(f"compiling kernels, first run only (cached in {_jit.cache_dir()}) ... ")
             stream.flush()
             self.t0 = time.perf_counter()
@@ -466,8 +466,9 @@ def run(env="Pendulum", algo="d3pg", seed=0, steps=20000, out=None, config=None,
         if held and not resume and not overwrite:
             raise TrainingError(f"{out} already holds a run ({', '.join(held)}); continue it "
                                 "with --resume, replace it with --overwrite, or use another --out")
-        notice = _CompileNotice(progress, cls)
-        helpers = parallel_compile.start(env, algo, cfg) if cold_cache(cls) else []
+        cold = cold_cache(cls)
+        notice = _CompileNotice(progress, cold)
+        helpers = parallel_compile.start(env, algo, cfg) if cold else []
         try:
             result = _train(environment, cls, cfg, sources, algo, seed, steps, out, resume,
                             progress, overwrite, float(checkpoint_every), eval_episodes, notice,
