@@ -14,6 +14,8 @@ numbers are pinned, so one routine would change one of them.
 
 import math
 
+from numba.extending import overload
+
 from fastd3pg._jit import jit
 
 
@@ -120,18 +122,32 @@ def gauss_solve_augmented(A, n):
     return True
 
 
-@jit
 def copy(dst, src):
     """``dst[...] = src`` for 1-D or 2-D arrays of one shape, element by element. Compiled code
     uses it for array-to-array assignment: Numba's own compiles a formatted shape-mismatch
     message (string formatting) into every function that assigns, which costs a cold start
-    seconds and buys nothing here."""
+    seconds and buys nothing here. Compiled code gets the loop inlined where it is called (a
+    call per copied row would cost more than the row), through :func:`_copy_kernel`; called
+    from Python, this function does the same in NumPy."""
     if dst.shape != src.shape:
         raise ValueError("copy: the arrays' shapes differ")
+    dst[...] = src
+
+
+@overload(copy, inline="always")
+def _copy_kernel(dst, src):
     if dst.ndim == 1:
-        for i in range(dst.shape[0]):
-            dst[i] = src[i]
-    else:
+        def copy_1d(dst, src):
+            if dst.shape != src.shape:
+                raise ValueError("copy: the arrays' shapes differ")
+            for i in range(dst.shape[0]):
+                dst[i] = src[i]
+        return copy_1d
+
+    def copy_2d(dst, src):
+        if dst.shape != src.shape:
+            raise ValueError("copy: the arrays' shapes differ")
         for i in range(dst.shape[0]):
             for j in range(dst.shape[1]):
                 dst[i, j] = src[i, j]
+    return copy_2d
