@@ -31,7 +31,10 @@ Workspace (:class:`Workspace`, a NamedTuple; ``MLP.workspace(batch)`` / :func:`m
     ``A``  activations ``a_l`` (``a_0 = X``) / tangents ``ȧ_l`` (``ȧ_0 = H``)
     ``U``  layer norm's ``u_l`` / tangent ``u̇_l`` (with layer norm) or ``ż_l`` (without, and
            for the output layer; tangent ``ż_l`` only where a nonzero ``σ''`` reads it)
-    ``R``  per sample and layer ``r_l`` at ``2 Bc l + b``, ``mean(u_l ⊙ ż_l)`` at ``2 Bc l + Bc + b``
+    ``R``  per sample and layer ``r_l`` at ``2 Bc l + b``, ``mean(u_l ⊙ ż_l)`` at
+           ``2 Bc l + Bc + b``; then ``ROW_SCRATCH`` columns of ``Bc``: the row statistics of
+           the layer a pass is working on (a pass computes every row's statistics, then runs
+           the element-wise loops that read them, so that the rows' sums overlap)
     ``C0``, ``C1``  cotangent ping-pong buffers (2 Bc max_width each)
     ``T``  the input-gradient pass's cotangents of the hidden layers (layer ``l``'s ``B`` rows
            at ``Bc aoff[l]``): those of the outputs ``ā_l``, or, without layer norm and with
@@ -104,6 +107,7 @@ from fastd3pg._jit import jit, unit
 from fastd3pg.linalg import copy
 
 LINEAR, RELU, TANH, ELU = 0, 1, 2, 3
+ROW_SCRATCH = 8  # per-sample scratch columns at the end of a workspace's R
 ACTIVATIONS = {"linear": LINEAR, "relu": RELU, "tanh": TANH, "elu": ELU}
 
 
@@ -166,7 +170,8 @@ def make_workspace(spec: Spec, batch: int) -> Workspace:
     S = int(sizes.sum())
     maxw = int(sizes.max())
     return Workspace(
-        np.zeros(2 * batch * S), np.zeros(2 * batch * S), np.zeros(2 * batch * (L + 1)),
+        np.zeros(2 * batch * S), np.zeros(2 * batch * S),
+        np.zeros(2 * batch * (L + 1) + ROW_SCRATCH * batch),
         np.zeros(2 * batch * maxw), np.zeros(2 * batch * maxw), np.zeros(batch * S),
         np.zeros(batch, dtype=np.int64), np.zeros((batch, int(sizes[-1]))), np.zeros((batch, int(sizes[0]))),
         np.zeros(2, dtype=np.int64),
@@ -441,6 +446,24 @@ def _act_tangent_backward(a, zd, c, ct, code):
         ct[k] *= s1
 
 
+@jit
+def _zt_cotangents(a, c, ct, gain, ud, code):
+    """One row of the tangent reverse pass through ``a = σ(zt)``, ``żt = γ u̇``: ``c = ā``
+    becomes ``zt̄ = ā σ' + ǡ γ u̇ σ''``, ``ct = ǡ`` becomes ``żt̄ = ǡ σ'``."""
+    for j in range(c.shape[0]):
+        s1 = _dact(a[j], code)
+        cj, ctj = c[j], ct[j]
+        c[j] = cj * s1 + ctj * gain[j] * ud[j] * _d2act(a[j], code)
+        ct[j] = ctj * s1
+
+
+@jit
+def _row_scratch(ws, start, k):
+    """``k`` scratch values at ``start`` of the workspace's per-sample scratch (``R``'s tail)."""
+    off = ws.R.shape[0] - ROW_SCRATCH * ws.Y.shape[0] + start
+    return ws.R[off:off + k]
+
+
 # -- forward -----------------------------------------------------------------------------------
 @jit
 def _load_rows(X, B, n, buf, off):
@@ -470,16 +493,20 @@ def _forward(spec, P, X, ws):
         if go >= 0:
             _mm_xw(P, wo, bo, A, a_in, B, n_in, n, U, a_out)
             gain, beta = P[go:go + n], P[betao:betao + n]
+            mean = _row_scratch(ws, 0, B)
+            for b in range(B):  # the rows' statistics first, then the element-wise passes
+                row = a_out + b * n
+                u = U[row:row + n]
+                mean[b] = _sum(u) / n
+                R[2 * Bc * l + b] = 1.0 / np.sqrt(_sq_dev(u, mean[b]) / n + spec.ln_eps)
             for b in range(B):
                 row = a_out + b * n
                 u, a = U[row:row + n], A[row:row + n]
-                mean = _sum(u) / n
-                r = 1.0 / np.sqrt(_sq_dev(u, mean) / n + spec.ln_eps)
-                R[2 * Bc * l + b] = r
+                mb, r = mean[b], R[2 * Bc * l + b]
                 for j in range(n):
-                    uj = (u[j] - mean) * r
-                    u[j] = uj
-                    a[j] = gain[j] * uj + beta[j]
+                    u[j] = (u[j] - mb) * r
+                for j in range(n):
+                    a[j] = gain[j] * u[j] + beta[j]
         else:
             _mm_xw(P, wo, bo, A, a_in, B, n_in, n, A, a_out)
         _activate(A[a_out:a_out + B * n], code)
@@ -521,18 +548,21 @@ def _tangent(spec, P, H, ws):
         _mm_xw(P, wo, -1, A, t_in, B, n_in, n, U if keep_zd else A, t_out)  # ż = ȧ W
         if go >= 0:
             gain = P[go:go + n]
+            # u̇ = r (ż - mean ż - u mean(u ż))  (layer norm's Jacobian); then ȧ = σ' γ u̇
+            mz = _row_scratch(ws, 0, B)
+            for b in range(B):
+                row, trow = a_out + b * n, t_out + b * n
+                u, zd = U[row:row + n], U[trow:trow + n]
+                mz[b] = _sum(zd) / n
+                R[2 * Bc * l + Bc + b] = _dot(u, zd) / n
             for b in range(B):
                 row, trow = a_out + b * n, t_out + b * n
                 u, zd, ad = U[row:row + n], U[trow:trow + n], A[trow:trow + n]
-                # u̇ = r (ż - mean ż - u mean(u ż))  (layer norm's Jacobian); then ȧ = σ' γ u̇
-                r = R[2 * Bc * l + b]
-                mz = _sum(zd) / n
-                muz = _dot(u, zd) / n
-                R[2 * Bc * l + Bc + b] = muz
+                r, mzb, muz = R[2 * Bc * l + b], mz[b], R[2 * Bc * l + Bc + b]
                 for j in range(n):
-                    ud = r * (zd[j] - mz - u[j] * muz)
-                    zd[j] = ud
-                    ad[j] = gain[j] * ud
+                    zd[j] = r * (zd[j] - mzb - u[j] * muz)
+                for j in range(n):
+                    ad[j] = gain[j] * zd[j]
         elif keep_zd:
             copy(A[t_out:t_out + B * n], U[t_out:t_out + B * n])
         _mul_dact(A[a_out:a_out + B * n], A[t_out:t_out + B * n], code)
@@ -572,47 +602,69 @@ def _hidden_backward(spec, P, dP, ws, l, B, C, tangent, want_dp):
         return
     gain = P[go:go + n]
     dgain, dbeta = dP[go:go + n], dP[betao:betao + n]
-    for b in range(B):
-        row, trow = a_off + b * n, t_off + b * n
-        a, u, c = A[row:row + n], U[row:row + n], C[b * n:(b + 1) * n]
-        r = R[2 * Bc * l + b]
-        if tangent:
-            ud, ct = U[trow:trow + n], C[(B + b) * n:(B + b + 1) * n]
-            for j in range(n):
-                s1 = _dact(a[j], code)
-                ztdb = ct[j] * s1
-                ztb = c[j] * s1 + ct[j] * gain[j] * ud[j] * _d2act(a[j], code)  # żt = γ u̇
-                if want_dp:
-                    dgain[j] += ztb * u[j] + ztdb * ud[j]
-                    dbeta[j] += ztb
-                c[j] = gain[j] * ztb  # ū
-                ct[j] = gain[j] * ztdb  # c̄
-        else:
-            _mul_dact(a, c, code)  # zt̄
-            if want_dp:
+    # Element-wise passes over the block, then each row's statistics, then the element-wise
+    # pass that reads them (the per-row sums' latencies overlap across rows).
+    Cp, Ct = _view(C, 0, B, n), _view(C, B * n, B, n)
+    Ua, Ut = _view(U, a_off, B, n), _view(U, t_off, B, n)
+    if tangent:
+        for b in range(B):
+            _zt_cotangents(A[a_off + b * n:a_off + (b + 1) * n], Cp[b], Ct[b], gain, Ut[b], code)
+        if want_dp:  # γ̄ += zt̄ u + żt̄ u̇,  β̄ += zt̄
+            for b in range(B):
                 for j in range(n):
-                    dgain[j] += c[j] * u[j]
-                    dbeta[j] += c[j]
+                    dgain[j] += Cp[b, j] * Ua[b, j] + Ct[b, j] * Ut[b, j]
+            for b in range(B):
+                for j in range(n):
+                    dbeta[j] += Cp[b, j]
+        for b in range(B):  # ū = γ zt̄, c̄ = γ żt̄
             for j in range(n):
-                c[j] *= gain[j]  # ū
-        m_ub = _sum(c) / n
-        m_uub = _dot(u, c) / n
-        if tangent:
-            ud, ct = U[trow:trow + n], C[(B + b) * n:(B + b + 1) * n]
-            m = R[2 * Bc * l + Bc + b]
-            m_cb = _sum(ct) / n
+                Cp[b, j] *= gain[j]
+            for j in range(n):
+                Ct[b, j] *= gain[j]
+        st = _row_scratch(ws, 0, 7 * B)
+        for b in range(B):
+            u, c, ct, ud = Ua[b], Cp[b], Ct[b], Ut[b]
+            r, m = R[2 * Bc * l + b], R[2 * Bc * l + Bc + b]
             m_ucb = _dot(u, ct) / n
             m_cbud = _dot(ct, ud) / n
-            k_u = -r * m_cbud + r * r * m * m_ucb
-            k_c = r * r * m
-            k_ud = r * m_ucb
+            st[b] = _sum(c) / n  # m_ub
+            st[B + b] = _dot(u, c) / n  # m_uub
+            st[2 * B + b] = _sum(ct) / n  # m_cb
+            st[3 * B + b] = m_ucb
+            st[4 * B + b] = -r * m_cbud + r * r * m * m_ucb  # k_u
+            st[5 * B + b] = r * r * m  # k_c
+            st[6 * B + b] = r * m_ucb  # k_ud
+        for b in range(B):
+            u, c, ct, ud = Ua[b], Cp[b], Ct[b], Ut[b]
+            r = R[2 * Bc * l + b]
+            m_ub, m_uub, m_cb, m_ucb = st[b], st[B + b], st[2 * B + b], st[3 * B + b]
+            k_u, k_c, k_ud = st[4 * B + b], st[5 * B + b], st[6 * B + b]
             for j in range(n):
                 c[j] = (r * (c[j] - m_ub - u[j] * m_uub) + k_u * u[j]
                         - k_c * (ct[j] - m_cb) - k_ud * ud[j])
-                ct[j] = r * (ct[j] - m_cb - u[j] * m_ucb)
-        else:
             for j in range(n):
-                c[j] = r * (c[j] - m_ub - u[j] * m_uub)
+                ct[j] = r * (ct[j] - m_cb - u[j] * m_ucb)
+        return
+    _mul_dact(A[a_off:a_off + B * n], C[0:B * n], code)  # zt̄
+    if want_dp:  # γ̄ += zt̄ u,  β̄ += zt̄
+        for b in range(B):
+            for j in range(n):
+                dgain[j] += Cp[b, j] * Ua[b, j]
+        for b in range(B):
+            for j in range(n):
+                dbeta[j] += Cp[b, j]
+    for b in range(B):  # ū
+        for j in range(n):
+            Cp[b, j] *= gain[j]
+    st = _row_scratch(ws, 0, 2 * B)
+    for b in range(B):
+        st[b] = _sum(Cp[b]) / n
+        st[B + b] = _dot(Ua[b], Cp[b]) / n
+    for b in range(B):
+        u, c = Ua[b], Cp[b]
+        r, m_ub, m_uub = R[2 * Bc * l + b], st[b], st[B + b]
+        for j in range(n):
+            c[j] = r * (c[j] - m_ub - u[j] * m_uub)
 
 
 @unit
