@@ -1,12 +1,16 @@
 """The two decorators every compiled kernel of the package uses: :func:`jit`, and :func:`unit`
 for a kernel that is compiled on its own and called through its entry point.
 
-``jit`` is ``numba.njit(cache=True)`` with one difference: the on-disk cache lives in a
+``jit`` is ``numba.njit(cache=True)`` with two differences. The on-disk cache lives in a
 directory keyed by a hash of the package's own source. Numba's cache checks only the source
 file of the function it loads, not the files of the kernels that function calls and inlines,
 so after an edit to, say, a simulator, a cached training loop would silently keep the old
 physics. Keying the directory on the whole package's source makes every edit (and every
-version) compile afresh, and never reuse stale machine code.
+version) compile afresh, and never reuse stale machine code. And division follows NumPy's
+error model: a float divided by zero is ±inf or NaN, as IEEE 754 says, where Python's model
+raises ``ZeroDivisionError``. Python's model tests every divisor, and that branch keeps LLVM
+from vectorizing any loop that divides (Adam's update ran at half speed); every quotient that
+is not a division by zero is the same under both models.
 
 ``NUMBA_CACHE_DIR``, if the user sets it, is honoured as the root of that directory.
 
@@ -209,10 +213,13 @@ def _locked_saves(dispatcher):
 
 
 def jit(fn=None, **options):
-    """``numba.njit(cache=True, **options)``, cached under :func:`cache_dir`, without the C
-    callable wrapper that Numba otherwise compiles for every function (nothing in the package
-    takes a kernel's C address: the tasks' kernels are called with Numba's own convention).
-    Processes sharing the cache save to it one at a time (:func:`_locked_saves`)."""
+    """``numba.njit(cache=True, error_model="numpy", **options)``, cached under
+    :func:`cache_dir`, without the C callable wrapper that Numba otherwise compiles for every
+    function (nothing in the package takes a kernel's C address: the tasks' kernels are called
+    with Numba's own convention). Processes sharing the cache save to it one at a time
+    (:func:`_locked_saves`)."""
+
+    options.setdefault("error_model", "numpy")
 
     def wrap(f):
         with _numba_cache_dir(cache_dir()):
