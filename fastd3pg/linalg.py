@@ -14,8 +14,6 @@ numbers are pinned, so one routine would change one of them.
 
 import math
 
-from numba.extending import overload
-
 from fastd3pg._jit import jit
 
 
@@ -122,32 +120,31 @@ def gauss_solve_augmented(A, n):
     return True
 
 
+@jit
 def copy(dst, src):
     """``dst[...] = src`` for 1-D or 2-D arrays of one shape, element by element. Compiled code
     uses it for array-to-array assignment: Numba's own compiles a formatted shape-mismatch
     message (string formatting) into every function that assigns, which costs a cold start
-    seconds and buys nothing here. Compiled code gets the loop inlined where it is called (a
-    call per copied row would cost more than the row), through :func:`_copy_kernel`; called
-    from Python, this function does the same in NumPy."""
+    seconds and buys nothing here."""
     if dst.shape != src.shape:
         raise ValueError("copy: the arrays' shapes differ")
-    dst[...] = src
-
-
-@overload(copy, inline="always")
-def _copy_kernel(dst, src):
     if dst.ndim == 1:
-        def copy_1d(dst, src):
-            if dst.shape != src.shape:
-                raise ValueError("copy: the arrays' shapes differ")
-            for i in range(dst.shape[0]):
-                dst[i] = src[i]
-        return copy_1d
-
-    def copy_2d(dst, src):
-        if dst.shape != src.shape:
-            raise ValueError("copy: the arrays' shapes differ")
+        for i in range(dst.shape[0]):
+            dst[i] = src[i]
+    else:
         for i in range(dst.shape[0]):
             for j in range(dst.shape[1]):
                 dst[i, j] = src[i, j]
-    return copy_2d
+
+
+@jit
+def gather_rows(dst, src, idx):
+    """``dst[b] = src[idx[b]]`` for every ``b``, with 2-D ``dst`` and ``src`` (a minibatch taken
+    from stored rows): one call for the batch, where a :func:`copy` per row would cost more
+    than the row."""
+    if dst.shape[0] != idx.shape[0] or dst.shape[1] != src.shape[1]:
+        raise ValueError("gather_rows: the arrays' shapes differ")
+    for b in range(idx.shape[0]):
+        i = idx[b]
+        for j in range(dst.shape[1]):
+            dst[b, j] = src[i, j]

@@ -29,7 +29,7 @@ from typing import NamedTuple
 import numpy as np
 
 from fastd3pg._jit import jit, unit
-from fastd3pg.linalg import copy
+from fastd3pg.linalg import copy, gather_rows
 from fastd3pg.nn import MLP
 from fastd3pg.nn import kernels as nnk
 from fastd3pg.control import replay
@@ -337,10 +337,8 @@ def critic_gradient(spec_c, phi, l2_ranges, cl, clip, mu_q, sigma_q, buf, mb):
     ``mb.Y`` (and ``mb.GS``, ``mb.GA`` with ``cl.gradients``), the moments in ``mb``, and the
     return moments ``mu_q``, ``sigma_q`` (0, 1 without PopArt)."""
     N, n = mb.S.shape
-    for b in range(N):
-        i = mb.idx[b]
-        copy(mb.S[b], buf.s[i])
-        copy(mb.A[b], buf.a[i])
+    gather_rows(mb.S, buf.s, mb.idx)
+    gather_rows(mb.A, buf.a, mb.idx)
     Xs = mb.X[:, :n]
     normalize_states(mb.S, mb.obs_mean, mb.obs_std, clip, Xs, mb.mask)
     copy(mb.X[:, n:], mb.A)

@@ -31,7 +31,7 @@ from fastd3pg import rng as _rng
 from fastd3pg._jit import jit, unit
 from fastd3pg.control import core, replay
 from fastd3pg.control.configio import ConfigError, require
-from fastd3pg.linalg import copy
+from fastd3pg.linalg import copy, gather_rows
 from fastd3pg.nn import MLP, adam_step, polyak
 from fastd3pg.nn import kernels as nnk
 from fastd3pg.nn.normalizer import normalizer_update
@@ -189,8 +189,7 @@ def td_and_gradient_targets(spec_a, spec_c, nets, cfg, buf, mb, ret):
     ``mb.V`` gets ``v``)."""
     N, n = mb.S.shape
     mu_q, sigma_q = ret[0], ret[1]
-    for b in range(N):
-        copy(mb.S2[b], buf.s_next[mb.idx[b]])
+    gather_rows(mb.S2, buf.s_next, mb.idx)
     Xs2 = mb.X2[:, :n]
     core.normalize_states(mb.S2, mb.obs_mean, mb.obs_std, cfg.obs.clip, Xs2, mb.mask2)
     copy(mb.X2[:, n:], nnk.forward(spec_a, nets.theta_targ, Xs2, mb.wa))  # a' = π'(s')
@@ -290,8 +289,7 @@ def adapt_noise(spec_a, nets, stats, cfg, buf, mb):
     sigma = stats.sigma[0]
     perturb(nets.theta, nets.noise_mask, sigma, stats.rng, nets.theta_probe)
     replay.sample_indices(buf, stats.rng, mb.idx)
-    for b in range(N):
-        copy(mb.S[b], buf.s[mb.idx[b]])
+    gather_rows(mb.S, buf.s, mb.idx)
     Xs = mb.X[:, :n]
     core.obs_moments(stats.obs, cfg.obs.on, mb.obs_mean, mb.obs_std)
     core.normalize_states(mb.S, mb.obs_mean, mb.obs_std, cfg.obs.clip, Xs, mb.mask)

@@ -54,7 +54,7 @@ from fastd3pg import rng as _rng
 from fastd3pg._jit import jit, unit
 from fastd3pg.control import core, replay
 from fastd3pg.control.configio import ConfigError, require
-from fastd3pg.linalg import copy
+from fastd3pg.linalg import copy, gather_rows
 from fastd3pg.nn import MLP, adam_step, polyak
 from fastd3pg.nn import kernels as nnk
 from fastd3pg.policy import make_policy_arrays
@@ -274,8 +274,7 @@ def soft_targets(spec_a, spec_c, nets, cfg, buf, work):
     lo, hi = cfg.log_std_min, cfg.log_std_max
     alpha = np.exp(nets.log_alpha[0])
     grads = cfg.loss.gradients
-    for b in range(N):
-        mb.S2[b] = buf.s_next[mb.idx[b]]
+    gather_rows(mb.S2, buf.s_next, mb.idx)
     Xs2 = mb.X2[:, :n]
     core.normalize_states(mb.S2, mb.obs_mean, mb.obs_std, cfg.obs.clip, Xs2, mb.mask2)
     copy(work.P, nnk.forward(spec_a, nets.theta, Xs2, mb.wa))

@@ -43,7 +43,7 @@ from fastd3pg import rng as _rng
 from fastd3pg._jit import jit, unit
 from fastd3pg.control import core, replay
 from fastd3pg.control.configio import ConfigError, require
-from fastd3pg.linalg import copy
+from fastd3pg.linalg import copy, gather_rows
 from fastd3pg.nn import MLP, adam_step, polyak
 from fastd3pg.nn import kernels as nnk
 from fastd3pg.policy import make_policy_arrays
@@ -213,8 +213,7 @@ def td_and_gradient_targets(spec_a, spec_c, nets, cfg, buf, work):
     N, n = mb.S2.shape
     m = work.E2.shape[1]
     grads = cfg.loss.gradients
-    for b in range(N):
-        mb.S2[b] = buf.s_next[mb.idx[b]]
+    gather_rows(mb.S2, buf.s_next, mb.idx)
     Xs2 = mb.X2[:, :n]
     core.normalize_states(mb.S2, mb.obs_mean, mb.obs_std, cfg.obs.clip, Xs2, mb.mask2)
     A2 = nnk.forward(spec_a, nets.theta_targ, Xs2, mb.wa)  # π'(s̃')

@@ -351,8 +351,11 @@ def _mm_xw(P, woff, boff, X, xoff, rows, n_in, n_out, Z, zoff):
                 Zv[r, 0] += P[boff]
         return
     if boff >= 0:
+        bias = P[boff:boff + n_out]
         for r in range(rows):
-            copy(Zv[r, :], P[boff:boff + n_out])
+            z = Zv[r]
+            for j in range(n_out):
+                z[j] = bias[j]
     _gemm_rows(X, xoff, n_in, 1, _view(P, woff, n_in, n_out), Zv, boff >= 0)
 
 
