@@ -86,11 +86,15 @@ def header() -> str:
     import numba
     import numpy
 
+    from fastd3pg._jit import compile_target
+
+    target = compile_target()
     return (
         f"# fastd3pg benchmark\n\nmachine: {platform.machine()}, {os.cpu_count()} cores "
-        f"({platform.processor() or platform.platform()}); python {platform.python_version()}, "
+        f"({target['processor']}; {platform.platform()}); python {platform.python_version()}, "
         f"numpy {numpy.__version__}, numba {numba.__version__}; "
-        f"numba threads used: 1\n"
+        f"numba threads used: 1; kernels compiled for {target['cpu_name']} "
+        f"({target['reason']})\n"
     )
 
 

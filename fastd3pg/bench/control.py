@@ -123,5 +123,9 @@ def tables(quick=False):
                  rows,
                  note="cap = the single-thread NumPy/BLAS GEMM rate on the row's layer shapes "
                       "(forward + vjp products of actor and critic, measured in this run) / "
-                      "the update's matrix-product flops; fraction = env steps/s / cap.")]
+                      "the update's matrix-product flops; fraction = env steps/s / cap. BLAS "
+                      "picks its kernels for this processor (AVX-512 where there is one); the "
+                      "package's kernels are compiled for the target in the header (x86-64-v3, "
+                      "AVX2, unless FASTD3PG_CPU=host). For a cap of the same vector width on an "
+                      "AVX-512 machine, run with OPENBLAS_CORETYPE=Haswell (NumPy's OpenBLAS).")]
     return out
