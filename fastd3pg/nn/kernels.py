@@ -505,9 +505,9 @@ def _forward(spec, P, X, ws):
             for b in range(B):
                 row = a_out + b * n
                 u, a = U[row:row + n], A[row:row + n]
-                mb, r = mean[b], R[2 * Bc * l + b]
+                mu, r = mean[b], R[2 * Bc * l + b]
                 for j in range(n):
-                    u[j] = (u[j] - mb) * r
+                    u[j] = (u[j] - mu) * r
                 for j in range(n):
                     a[j] = gain[j] * u[j] + beta[j]
         else:
