@@ -171,6 +171,22 @@ def test_a_unit_must_be_defined_at_module_level():
             return x
 
 
+def test_compiled_division_by_zero_follows_numpy_and_ieee():
+    import numpy as np
+
+    from fastd3pg._jit import jit
+
+    @jit
+    def ratios(x, y, out):
+        for k in range(x.shape[0]):
+            out[k] = x[k] / y[k]
+
+    out = np.zeros(4)
+    ratios(np.array([1.0, -1.0, 0.0, 6.0]), np.array([0.0, 0.0, 0.0, 3.0]), out)
+    assert out[0] == np.inf and out[1] == -np.inf and np.isnan(out[2])  # not ZeroDivisionError
+    assert out[3] == 2.0
+
+
 # -- processes sharing the cache ------------------------------------------------------------------
 HOLD_LOCK = '''
 import sys
@@ -263,3 +279,4 @@ def test_compile_ahead_skips_the_units_another_process_is_compiling(unit_package
     holder.release()
     assert _jit.compile_ahead(plan, backwards=True) == 1
     assert key in _jit.bound_units()
+
