@@ -769,14 +769,16 @@ def _reverse_piecewise_linear(spec, P, ws, dY, dP):
         for b in range(B):  # M_b = dY_b a_{l-1} + ȧ_{l-1}
             d = dY[b, 0]
             row, trow = a_in + b * n_in, a_in + (B + b) * n_in
+            m, a, ad = M[b * n_in:(b + 1) * n_in], A[row:row + n_in], A[trow:trow + n_in]
             for i in range(n_in):
-                M[b * n_in + i] = d * A[row + i] + A[trow + i]
+                m[i] = d * a[i] + ad[i]
         _mm_xtd(dP, wo, M, 0, Z, zo, B, n_in, n)
         db = dP[bo:bo + n]
         for b in range(B):
             d = dY[b, 0]
+            z = Z[zo + b * n:zo + (b + 1) * n]
             for j in range(n):
-                db[j] += d * Z[zo + b * n + j]
+                db[j] += d * z[j]
 
 
 @jit
