@@ -478,15 +478,24 @@ def _load_rows(X, B, n, buf, off):
 
 @unit
 def _forward(spec, P, X, ws):
-    """Primal pass; stores ``a_l``, ``u_l``, ``r_l``; returns the batch size."""
-    sizes, poff, aoff = spec.sizes, spec.poff, spec.aoff
-    L = sizes.shape[0] - 1
+    """Primal pass; stores ``a_l``, ``u_l``, ``r_l``; returns the batch size. (The layers are
+    :func:`_forward_layers`, compiled once whatever the memory layout of ``X``.)"""
     B = X.shape[0]
-    Bc = ws.Y.shape[0]
     ws.nb[0] = B
     ws.nb[1] = 0
+    _load_rows(X, B, spec.sizes[0], ws.A, 0)
+    _forward_layers(spec, P, ws)
+    return B
+
+
+@unit
+def _forward_layers(spec, P, ws):
+    """The primal pass through the layers, from the ``ws.nb[0]`` input rows in ``ws.A``."""
+    sizes, poff, aoff = spec.sizes, spec.poff, spec.aoff
+    L = sizes.shape[0] - 1
+    B = ws.nb[0]
+    Bc = ws.Y.shape[0]
     A, U, R = ws.A, ws.U, ws.R
-    _load_rows(X, B, sizes[0], A, 0)
     for l in range(1, L + 1):
         n_in, n = sizes[l - 1], sizes[l]
         a_in = 2 * Bc * aoff[l - 1]
@@ -518,7 +527,6 @@ def _forward(spec, P, X, ws):
     for b in range(B):
         for j in range(nL):
             ws.Y[b, j] = y[b, j]
-    return B
 
 
 @unit
