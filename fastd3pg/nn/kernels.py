@@ -452,7 +452,10 @@ def _act_tangent_backward(a, zd, c, ct, code):
 @jit
 def _zt_cotangents(a, c, ct, gain, ud, code):
     """One row of the tangent reverse pass through ``a = σ(zt)``, ``żt = γ u̇``: ``c = ā``
-    becomes ``zt̄ = ā σ' + ǡ γ u̇ σ''``, ``ct = ǡ`` becomes ``żt̄ = ǡ σ'``."""
+    becomes ``zt̄ = ā σ' + ǡ γ u̇ σ''``, ``ct = ǡ`` becomes ``żt̄ = ǡ σ'``. The rule of
+    :func:`_act_tangent_backward` with ``ż = γ u̇``, whose products it keeps in the order that
+    layer norm's reverse pass has always used (``((ǡ γ) u̇) σ''``), so that results stay the
+    same to the bit."""
     for j in range(c.shape[0]):
         s1 = _dact(a[j], code)
         cj, ctj = c[j], ct[j]
