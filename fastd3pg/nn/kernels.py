@@ -14,7 +14,10 @@ Activation codes
     ``LINEAR = 0``, ``RELU = 1``, ``TANH = 2``, ``ELU = 3`` (α = 1). Their first and second
     derivatives are computed from the activation's *output* ``a`` (relu: ``[a > 0]``; tanh:
     ``1 - a²`` and ``-2a(1 - a²)``; elu: ``1, 0`` for ``a > 0``, else ``a + 1`` for both), so
-    only ``a`` is stored.
+    only ``a`` is stored. tanh and elu are :mod:`fastd3pg.nn.vmath`'s, which vectorize, except
+    that an output layer's tanh (an actor's squashing: a few units per sample) is the C
+    library's, with which every committed result was produced. The two tanh differ in the last
+    bit for about one input in five.
 
 Spec (:class:`Spec`, a NamedTuple; ``MLP.spec`` builds it)
     ``sizes`` int64 (L+1,), ``hidden_act`` int, ``out_act`` int, ``layer_norm`` int (0/1),
@@ -105,6 +108,7 @@ import numpy as np
 
 from fastd3pg._jit import jit, unit
 from fastd3pg.linalg import copy
+from fastd3pg.nn import vmath
 
 LINEAR, RELU, TANH, ELU = 0, 1, 2, 3
 ROW_SCRATCH = 8  # per-sample scratch columns at the end of a workspace's R
@@ -415,10 +419,21 @@ def _activate(z, code):
             z[k] = 0.0 if z[k] <= 0.0 else z[k]
     elif code == TANH:
         for k in range(z.shape[0]):
-            z[k] = np.tanh(z[k])
+            z[k] = vmath.tanh(z[k])
     elif code == ELU:
         for k in range(z.shape[0]):
-            z[k] = np.expm1(z[k]) if z[k] <= 0.0 else z[k]
+            z[k] = vmath.elu(z[k])
+
+
+@jit
+def _activate_output(z, code):
+    """:func:`_activate` for the output layer, whose tanh is the C library's (see "Activation
+    codes" in the module docstring)."""
+    if code == TANH:
+        for k in range(z.shape[0]):
+            z[k] = np.tanh(z[k])
+    else:
+        _activate(z, code)
 
 
 @jit
@@ -524,7 +539,10 @@ def _forward_layers(spec, P, ws):
                     a[j] = gain[j] * u[j] + beta[j]
         else:
             _mm_xw(P, wo, bo, A, a_in, B, n_in, n, A, a_out)
-        _activate(A[a_out:a_out + B * n], code)
+        if l < L:
+            _activate(A[a_out:a_out + B * n], code)
+        else:
+            _activate_output(A[a_out:a_out + B * n], code)
     nL = sizes[L]
     y = _view(A, 2 * Bc * aoff[L], B, nL)
     for b in range(B):
