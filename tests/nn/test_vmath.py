@@ -11,20 +11,21 @@ needs_extended = pytest.mark.skipif(not EXTENDED, reason="the reference needs an
                                                          "long double")
 
 
-@numba.njit
-def apply_tanh(x):
-    y = np.empty_like(x)
-    for k in range(x.shape[0]):
-        y[k] = vmath.tanh(x[k])
-    return y
+def elementwise(fn):
+    """A compiled loop of ``fn`` over a 1-D array, as the network kernels call it."""
+
+    @numba.njit
+    def apply(x):
+        y = np.empty_like(x)
+        for k in range(x.shape[0]):
+            y[k] = fn(x[k])
+        return y
+
+    return apply
 
 
-@numba.njit
-def apply_elu(x):
-    y = np.empty_like(x)
-    for k in range(x.shape[0]):
-        y[k] = vmath.elu(x[k])
-    return y
+apply_tanh = elementwise(vmath.tanh)
+apply_elu = elementwise(vmath.elu)
 
 
 def sample(rng, n):
