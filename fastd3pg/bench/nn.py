@@ -175,7 +175,7 @@ def tables(quick=False):
                "input_grad_vjp / vjp time"], ratio_rows,
               note="Targets at batch 64, [17, 64, 64, 1]: ours/NumPy >= 0.5, "
                    "input_grad_vjp / vjp <= 3."),
-        Table(f"nn: other activations and layer norm ({sizes}, batch {B})",
+        Table(f"nn: activations and layer norm ({sizes}, batch {B})",
               ["activation", "layer norm", "kernel", "µs/call", "GFLOP/s", "time / relu's"],
               variant_rows,
               note="time / relu's: against the relu network with the same layer norm. tanh and elu "
